@@ -1,0 +1,76 @@
+# mod_clinic: build with apxs, test with cmocka and Apache::Test.
+#
+#   make          build mod_clinic.so, the token tool and the unit tests
+#   make run      install missing Debian packages, build, start a demo on 127.0.0.1:8080
+#   make test     install missing Debian packages, build, run every test (SQLite + PostgreSQL)
+#   make install  install the module and conf/clinic.{load,conf} for a2enmod
+#   make ASAN=1   the same with AddressSanitizer and UBSan
+
+APXS    ?= apxs
+CC      ?= cc
+WARN     = -Wall -Wextra
+SRC      = src/add_and_link.c src/b64url.c src/datetime.c src/db.c src/jwk.c \
+           src/objectid.c src/request.c src/respond.c src/startup.c src/token.c \
+           src/validate.c src/visits.c
+HDR      = $(wildcard src/*.h)
+LIBS     = -ljansson -ljwt -lcrypto
+SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+ifeq ($(ASAN),1)
+APXS_SAN = $(addprefix -Wc$(comma),$(SANITIZE)) $(addprefix -Wl$(comma),$(SANITIZE))
+UNIT_SAN = $(SANITIZE)
+endif
+comma := ,
+
+UNIT_CFLAGS = -std=c99 -D_GNU_SOURCE $(WARN) -Werror -O1 -g -Isrc $(UNIT_SAN)
+UNIT_TESTS  = t/unit/test_datetime t/unit/test_jwk t/unit/test_validate t/unit/test_token \
+              t/unit/test_objectid
+
+.PHONY: all deps run test test-unit test-apache install clean
+
+all: mod_clinic.so tools/mkjwt $(UNIT_TESTS)
+
+mod_clinic.so: mod_clinic.c $(SRC) $(HDR)
+	$(APXS) -c -n clinic -o mod_clinic.la -Wc,-std=gnu99 $(addprefix -Wc$(comma),$(WARN)) \
+	    $(APXS_SAN) -Isrc mod_clinic.c $(SRC) $(LIBS)
+	cp .libs/mod_clinic.so $@
+
+tools/mkjwt: tools/mkjwt.c src/b64url.c src/b64url.h
+	$(CC) $(UNIT_CFLAGS) -o $@ tools/mkjwt.c src/b64url.c -ljwt -ljansson -lcrypto
+
+t/unit/test_datetime: t/unit/test_datetime.c src/datetime.c src/datetime.h
+	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -lcmocka
+t/unit/test_jwk: t/unit/test_jwk.c src/jwk.c src/b64url.c src/jwk.h src/b64url.h
+	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -ljansson -lcrypto -lcmocka
+t/unit/test_validate: t/unit/test_validate.c src/validate.c src/datetime.c src/validate.h
+	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -ljansson -lcmocka
+t/unit/test_token: t/unit/test_token.c src/token.c src/jwk.c src/b64url.c src/token.h
+	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) $(LIBS) -lcmocka
+t/unit/test_objectid: t/unit/test_objectid.c src/objectid.c src/objectid.h
+	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -lcrypto -lcmocka -lpthread
+
+deps:
+	./scripts/deps.sh
+
+test-unit: $(UNIT_TESTS)
+	./scripts/unit.sh $(UNIT_TESTS)
+
+test-apache: mod_clinic.so tools/mkjwt
+	./scripts/test.sh
+
+test: deps
+	$(MAKE) all
+	$(MAKE) test-unit
+	$(MAKE) test-apache
+
+run: deps
+	$(MAKE) mod_clinic.so tools/mkjwt
+	./scripts/run.sh
+
+install: mod_clinic.so
+	$(APXS) -i -n clinic mod_clinic.la
+	install -m 644 conf/clinic.load conf/clinic.conf "$$($(APXS) -q SYSCONFDIR)/mods-available/"
+
+clean:
+	rm -rf .libs src/.libs *.la *.lo *.o *.slo src/*.lo src/*.o src/*.slo src/*.la \
+	    mod_clinic.so tools/mkjwt $(UNIT_TESTS)

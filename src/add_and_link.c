@@ -1,0 +1,149 @@
+/*
+ * POST /patients/add_and_link?uid=DOCTOR: create a practice patient and link
+ * it to the doctor's free appointment, in one transaction decided by one
+ * conditional UPDATE. Only when nothing was linked is the appointment read,
+ * to tell "not found" (the patient is kept), "not yours" and "already
+ * linked" (both rolled back) apart.
+ */
+#include "clinic.h"
+#include "db.h"
+#include "objectid.h"
+#include "http_protocol.h"
+#include "util_script.h"
+#include "validate.h"
+
+static const char *const step_codes[] = {
+    [CLINIC_LINK_MISSING_APPOINTMENT] = "MISSING_APPOINTMENT_ID",
+    [CLINIC_LINK_MISSING_UID] = "MISSING_DOCTOR_ID",
+    [CLINIC_LINK_MISSING_NAMES] = "MISSING_PATIENT_FIELDS",
+    [CLINIC_LINK_INVALID_FIELD] = "INVALID_FIELD",
+};
+
+/* The first uid= of the query string, percent-decoded; *bad when its
+ * encoding is broken (the raw text is returned then). */
+static const char *query_uid(request_rec *r, int *bad)
+{
+    const char *q = r->args;
+    char *v;
+
+    *bad = 0;
+    while (q && *q) {
+        const char *end = q + strcspn(q, "&;");
+        if (!strncmp(q, "uid=", 4)) {
+            v = apr_pstrmemdup(r->pool, q + 4, (apr_size_t)(end - q - 4));
+            if (ap_unescape_urlencoded(v) != OK) {
+                *bad = 1;
+                return apr_pstrmemdup(r->pool, q + 4, (apr_size_t)(end - q - 4));
+            }
+            return v;
+        }
+        q = *end ? end + 1 : end;
+    }
+    return NULL;
+}
+
+static const char *json_text(request_rec *r, json_t *v)
+{
+    char *s;
+    const char *copy;
+
+    if (!v)
+        return NULL;
+    s = json_dumps(v, JSON_COMPACT);
+    copy = s ? apr_pstrdup(r->pool, s) : NULL;
+    free(s);
+    return copy;
+}
+
+static int envelope_ok(clinic_req_t *c, json_t *data)
+{
+    return clinic_send_json(c, HTTP_OK, json_pack("{s:b, s:o}", "success", 1, "data", data));
+}
+
+/* Case 8: the patient was created and committed but nothing was linked. */
+static int not_found(clinic_req_t *c, json_t *data)
+{
+    return clinic_send_json(c, HTTP_NOT_FOUND,
+        json_pack("{s:b, s:s, s:s, s:o}", "success", 0,
+                  "error", "Appointment not found (patient created but not linked)",
+                  "code", "APPOINTMENT_NOT_FOUND", "data", data));
+}
+
+int clinic_link_handle(request_rec *r)
+{
+    clinic_req_t c;
+    clinic_link_in_t in;
+    clinic_db_t *db = NULL;
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row;
+    char id[CLINIC_OBJECTID_LEN + 1], created[CLINIC_ISO_MAX];
+    const char *uid, *claim, *args[11], *owner;
+    int rc, bad_uid, nrows;
+
+    if ((rc = clinic_request_begin(&c, r, CLINIC_SHAPE_ENVELOPE)) != CLINIC_GO)
+        return rc;
+    uid = query_uid(r, &bad_uid);
+    if (clinic_link_validate(c.json, uid, uid ? strlen(uid) : 0, &in) == CLINIC_LINK_OK &&
+        bad_uid)
+        return clinic_fail(&c, HTTP_BAD_REQUEST, "INVALID_FIELD",
+                           "Invalid field: uid (bad percent-encoding)");
+    if (in.failed)
+        return clinic_fail(&c, HTTP_BAD_REQUEST, step_codes[in.failed], in.message);
+
+    claim = CLINIC_UID_CLAIM(c.conf);
+    if (c.claims && *claim && !clinic_claim_equals(c.claims, claim, uid))
+        return clinic_fail(&c, HTTP_FORBIDDEN, "UID_MISMATCH",
+                           "Token does not match doctor_id (uid)");
+
+    clinic_objectid_new((uint32_t)apr_time_sec(r->request_time), id);
+    clinic_format_iso((clinic_time_t)r->request_time, 0, created);
+    args[0] = id;
+    args[1] = uid;
+    args[2] = apr_pstrmemdup(r->pool, in.first, in.first_len);
+    args[3] = apr_pstrmemdup(r->pool, in.last, in.last_len);
+    args[4] = in.dob;
+    args[5] = json_text(r, in.address);
+    args[6] = json_text(r, in.insurance);
+    args[7] = json_text(r, in.contact);
+    args[8] = in.medical_history;
+    args[9] = in.current_medications;
+    args[10] = created;
+
+    if ((rc = clinic_db_acquire(r, &db)) != CLINIC_DB_OK ||
+        (rc = clinic_db_begin(db)) != CLINIC_DB_OK ||
+        (rc = clinic_db_exec(db, CLINIC_SQL_PP_INSERT, args, &nrows)) != CLINIC_DB_OK)
+        goto db_failed;
+    args[0] = id;
+    args[1] = in.appointment_id;
+    args[2] = uid;
+    if ((rc = clinic_db_exec(db, CLINIC_SQL_APPT_LINK, args, &nrows)) != CLINIC_DB_OK)
+        goto db_failed;
+    if (nrows == 1) {
+        if ((rc = clinic_db_end(db, 0)) != CLINIC_DB_OK)
+            goto db_failed;
+        return envelope_ok(&c, clinic_link_data(&in, id, uid));
+    }
+
+    /* Nothing linked: find out why. */
+    args[0] = in.appointment_id;
+    if ((rc = clinic_db_select(db, CLINIC_SQL_APPT_GET, args, &res)) != CLINIC_DB_OK)
+        goto db_failed;
+    if (clinic_db_row(db, res, &row) != 0) {
+        if ((rc = clinic_db_end(db, 0)) != CLINIC_DB_OK)
+            goto db_failed;
+        return not_found(&c, clinic_link_data(&in, id, uid));
+    }
+    owner = clinic_db_col(db, row, 0);
+    if ((rc = clinic_db_end(db, 1)) != CLINIC_DB_OK)
+        goto db_failed;
+    if (!owner || strcmp(owner, uid) != 0)
+        return clinic_fail(&c, HTTP_FORBIDDEN, "NOT_APPOINTMENT_OWNER",
+                           "Doctor does not own this appointment");
+    return clinic_fail(&c, HTTP_CONFLICT, "APPOINTMENT_ALREADY_LINKED",
+                       "Appointment already linked to a patient");
+
+db_failed:
+    if (db)
+        clinic_db_end(db, 1);
+    return clinic_db_fail(&c, rc);
+}

@@ -1,0 +1,120 @@
+/*
+ * mod_clinic: shared types of the httpd-facing code.
+ *
+ * The per-directory configuration, the per-request context, and the
+ * prototypes that mod_clinic.c (module record and hooks) wires together.
+ */
+#ifndef CLINIC_H
+#define CLINIC_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "apr_strings.h"
+
+#include <jansson.h>
+
+#include "jwk.h"
+#include "token.h"
+
+/* mod_clinic.c's AP_DECLARE_MODULE declares it there. */
+#if defined(APLOG_USE_MODULE) && !defined(CLINIC_MAIN_FILE)
+APLOG_USE_MODULE(clinic);
+#endif
+
+extern module AP_MODULE_DECLARE_DATA clinic_module;
+
+#define CLINIC_HANDLER_VISITS "clinic-visits"
+#define CLINIC_HANDLER_LINK   "clinic-add-and-link"
+
+#define CLINIC_UNSET (-1)
+#define CLINIC_DEFAULT_LEEWAY 60
+#define CLINIC_DEFAULT_MAX_BODY 65536
+#define CLINIC_DEFAULT_UID_CLAIM "sub"
+#define CLINIC_DEFAULT_IDEM_TTL 86400
+#define CLINIC_RETRY_AFTER "5"
+
+/* Key material, read once when the configuration is read. */
+typedef struct {
+    const char *path;          /* file it came from, for messages */
+    int is_jwks;
+    unsigned char *key;        /* ClinicJWTKeyFile contents */
+    size_t key_len;
+    clinic_jwk_t *jwks;        /* ClinicJWKSFile keys */
+    size_t njwks;
+} clinic_keysrc_t;
+
+/* Per-directory configuration; every field has an unset state so that a
+ * <Location> inherits what it does not set. */
+typedef struct {
+    int auth;                          /* CLINIC_UNSET, 0 off, 1 jwt */
+    const char *alg;                   /* ClinicJWTAlgorithm, NULL unset */
+    const clinic_keysrc_t *keys;       /* NULL unset */
+    const char *issuer;                /* NULL unset */
+    const char *audience;              /* NULL unset */
+    long leeway;                       /* CLINIC_UNSET */
+    const char *uid_claim;             /* NULL unset; "" = none */
+    apr_off_t max_body;                /* CLINIC_UNSET */
+    int time_offset;                   /* seconds east of UTC */
+    int time_offset_set;
+    const char *picture_base;          /* NULL unset */
+    long idem_ttl;                     /* CLINIC_UNSET */
+} clinic_dir_conf;
+
+/* Effective values with the defaults applied. */
+#define CLINIC_AUTH_ON(c)   ((c)->auth != 0)
+#define CLINIC_LEEWAY(c)    ((c)->leeway == CLINIC_UNSET ? CLINIC_DEFAULT_LEEWAY : (c)->leeway)
+#define CLINIC_MAX_BODY(c)  ((c)->max_body == CLINIC_UNSET ? CLINIC_DEFAULT_MAX_BODY : (c)->max_body)
+#define CLINIC_UID_CLAIM(c) ((c)->uid_claim ? (c)->uid_claim : CLINIC_DEFAULT_UID_CLAIM)
+#define CLINIC_IDEM_TTL(c)  ((c)->idem_ttl == CLINIC_UNSET ? CLINIC_DEFAULT_IDEM_TTL : (c)->idem_ttl)
+
+void *clinic_create_dir_conf(apr_pool_t *p, char *dir);
+void *clinic_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
+
+/* Which error shape a route answers in. */
+typedef enum {
+    CLINIC_SHAPE_DRF,       /* POST /visits: Django REST framework */
+    CLINIC_SHAPE_ENVELOPE   /* add-and-link: {success, error, code} */
+} clinic_shape_t;
+
+/* One request being handled. */
+typedef struct {
+    request_rec *r;
+    const clinic_dir_conf *conf;
+    clinic_shape_t shape;
+    json_t *claims;            /* verified token claims, NULL when auth off */
+    char *body;                /* request body, NUL-terminated */
+    apr_size_t body_len;
+    json_t *json;              /* parsed body */
+} clinic_req_t;
+
+/* --- respond.c: every answer goes through here --- */
+/* Send body (reference stolen) with status and the common headers. */
+int clinic_send_json(clinic_req_t *c, int status, json_t *body);
+/* Error in the route's shape: DRF {"detail": msg} or the envelope with code. */
+int clinic_fail(clinic_req_t *c, int status, const char *code, const char *msg);
+/* 500 in the route's shape, logging why (never request data). */
+int clinic_fail_internal(clinic_req_t *c, const char *why);
+/* Tie a jansson value's lifetime to a pool. Returns v. */
+json_t *clinic_json_pool(apr_pool_t *p, json_t *v);
+
+/* --- request.c: the steps shared by both routes --- */
+/* A step's "carry on": any other value is the handler's return code for an
+ * answer already given. */
+#define CLINIC_GO (-100)
+/* Method, auth, media type, size, JSON. Returns CLINIC_GO with c filled, or
+ * the already-sent answer's return code. */
+int clinic_request_begin(clinic_req_t *c, request_rec *r, clinic_shape_t shape);
+
+/* --- handlers --- */
+int clinic_visits_handle(request_rec *r);
+int clinic_link_handle(request_rec *r);
+
+/* --- db.c --- */
+void clinic_db_register_statements(server_rec *s);
+int clinic_db_init(server_rec *s, int needed);
+
+/* --- startup.c: configuration checks at check_config time --- */
+int clinic_check_locations(apr_pool_t *p, server_rec *s, int *found);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * Database access through mod_dbd: connections from its pool, statements
+ * prepared by label on every connection, one code path for pgsql and sqlite3.
+ */
+#ifndef CLINIC_DB_H
+#define CLINIC_DB_H
+
+#include "clinic.h"
+#include "apr_dbd.h"
+#include "mod_dbd.h"
+
+typedef enum {
+    CLINIC_SQL_PATIENT_GET,
+    CLINIC_SQL_VISIT_INSERT,
+    CLINIC_SQL_PP_INSERT,
+    CLINIC_SQL_APPT_LINK,
+    CLINIC_SQL_APPT_GET,
+    CLINIC_SQL_COUNT
+} clinic_sql_t;
+
+/* Outcome of a database step. */
+#define CLINIC_DB_OK    0
+#define CLINIC_DB_DOWN  1    /* unreachable: answer 503 */
+#define CLINIC_DB_ERROR 2    /* anything else: answer 500 */
+
+typedef struct {
+    request_rec *r;
+    ap_dbd_t *dbd;
+    apr_dbd_transaction_t *txn;
+} clinic_db_t;
+
+/* The handle lives in r->pool (a cleanup refers to it). */
+int clinic_db_acquire(request_rec *r, clinic_db_t **db);
+/* Run a statement returning rows; args has the statement's argument count
+ * (NULL entries are SQL NULL). */
+int clinic_db_select(clinic_db_t *db, clinic_sql_t q, const char **args,
+                     apr_dbd_results_t **res);
+int clinic_db_exec(clinic_db_t *db, clinic_sql_t q, const char **args, int *nrows);
+/* Next row (0) or none left (-1). */
+int clinic_db_row(clinic_db_t *db, apr_dbd_results_t *res, apr_dbd_row_t **row);
+/* A column's text, NULL for SQL NULL. */
+const char *clinic_db_col(clinic_db_t *db, apr_dbd_row_t *row, int col);
+
+int clinic_db_begin(clinic_db_t *db);
+/* Commit, or roll back when rollback is set (or the transaction failed). */
+int clinic_db_end(clinic_db_t *db, int rollback);
+
+/* Answer a failed database step in the route's shape. */
+int clinic_db_fail(clinic_req_t *c, int outcome);
+
+#endif

@@ -1,0 +1,229 @@
+/*
+ * The steps both routes take before their own rules: method, bearer token,
+ * media type, a body read bounded by ClinicMaxBody (chunked included), and
+ * the JSON parse. Each step either fills the request context or answers.
+ */
+#include <time.h>
+
+#include "clinic.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "util_filter.h"
+#include "validate.h"
+
+static int check_method(clinic_req_t *c)
+{
+    request_rec *r = c->r;
+
+    if (r->method_number == M_POST && !r->header_only)
+        return CLINIC_GO;
+    apr_table_setn(r->headers_out, "Allow", "POST");
+    return clinic_fail(c, HTTP_METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED",
+                       c->shape == CLINIC_SHAPE_DRF
+                           ? apr_psprintf(r->pool, "Method \"%s\" not allowed.", r->method)
+                           : "Method not allowed");
+}
+
+static int auth_fail(clinic_req_t *c, int had_token)
+{
+    request_rec *r = c->r;
+
+    apr_table_setn(r->headers_out, "WWW-Authenticate",
+                   had_token ? "Bearer realm=\"clinic\", error=\"invalid_token\""
+                             : "Bearer realm=\"clinic\"");
+    if (c->shape == CLINIC_SHAPE_ENVELOPE)
+        return clinic_fail(c, HTTP_UNAUTHORIZED,
+                           had_token ? "INVALID_TOKEN" : "AUTH_REQUIRED",
+                           had_token ? "Invalid or expired token" : "Missing bearer token");
+    return clinic_fail(c, HTTP_UNAUTHORIZED, NULL,
+                       had_token ? "Invalid or expired token."
+                                 : "Authentication credentials were not provided.");
+}
+
+static int check_auth(clinic_req_t *c)
+{
+    request_rec *r = c->r;
+    const clinic_dir_conf *conf = c->conf;
+    clinic_token_policy_t pol;
+    const char *tok, *why = NULL;
+    size_t len;
+
+    if (!CLINIC_AUTH_ON(conf))
+        return CLINIC_GO;
+    if (!conf->alg || !conf->keys)
+        /* check_config refuses this; never serve unauthenticated anyway */
+        return clinic_fail_internal(c, "ClinicAuth jwt without algorithm or key");
+    if (!clinic_bearer_token(apr_table_get(r->headers_in, "Authorization"), &tok, &len))
+        return auth_fail(c, 0);
+    pol.alg = conf->alg;
+    pol.key = conf->keys->key;
+    pol.key_len = conf->keys->key_len;
+    pol.jwks = conf->keys->jwks;
+    pol.njwks = conf->keys->njwks;
+    pol.issuer = conf->issuer;
+    pol.audience = conf->audience;
+    pol.leeway = CLINIC_LEEWAY(conf);
+    if (clinic_token_verify(&pol, tok, len, (long)apr_time_sec(r->request_time),
+                            &c->claims, &why) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(10503)
+                      "clinic: token rejected: %s", why);
+        return auth_fail(c, 1);
+    }
+    clinic_json_pool(r->pool, c->claims);
+    return CLINIC_GO;
+}
+
+/* application/json, optionally with charset=utf-8 (any case, quoted or not). */
+static int check_media_type(clinic_req_t *c)
+{
+    request_rec *r = c->r;
+    const char *ct = apr_table_get(r->headers_in, "Content-Type");
+    const char *p;
+    int ok = 0;
+
+    if (ct) {
+        p = ct + strspn(ct, " \t");
+        if (strncasecmp(p, "application/json", 16) == 0) {
+            p += 16;
+            p += strspn(p, " \t");
+            ok = (*p == '\0' || *p == ';');
+            while (ok && *p == ';') {
+                const char *name = ++p, *val, *end;
+                name += strspn(name, " \t");
+                end = strchr(name, ';');
+                if (!end)
+                    end = name + strlen(name);
+                if (strncasecmp(name, "charset", 7) == 0) {
+                    val = name + 7 + strspn(name + 7, " \t");
+                    if (*val != '=') {
+                        ok = 0;
+                        break;
+                    }
+                    val++;
+                    val += strspn(val, " \t\"");
+                    ok = strncasecmp(val, "utf-8", 5) == 0 &&
+                         (val + 5 + strspn(val + 5, " \t\"")) == end;
+                }
+                p = end;
+            }
+        }
+    }
+    if (ok)
+        return CLINIC_GO;
+    return clinic_fail(c, HTTP_UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE",
+                       apr_psprintf(r->pool, "Unsupported media type \"%s\" in request.",
+                                    ct ? ct : ""));
+}
+
+static int too_large(clinic_req_t *c, apr_off_t max)
+{
+    /* Do not read (or let httpd discard) the rest of an oversized body. */
+    c->r->connection->keepalive = AP_CONN_CLOSE;
+    return clinic_fail(c, HTTP_REQUEST_ENTITY_TOO_LARGE, "BODY_TOO_LARGE",
+                       apr_psprintf(c->r->pool,
+                                    "Request body is larger than %" APR_OFF_T_FMT " bytes.",
+                                    max));
+}
+
+/* Read the whole body, at most max bytes, whatever the framing. */
+static int read_body(clinic_req_t *c)
+{
+    request_rec *r = c->r;
+    apr_off_t max = CLINIC_MAX_BODY(c->conf);
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_bucket_brigade *bb;
+    apr_size_t cap, len = 0;
+    char *buf;
+    int seen_eos = 0;
+
+    if (cl && !apr_table_get(r->headers_in, "Transfer-Encoding")) {
+        apr_off_t n;
+        if (apr_strtoff(&n, cl, NULL, 10) == APR_SUCCESS && n > max)
+            return too_large(c, max);
+        cap = (apr_size_t)(n > 0 && n <= max ? n : 0) + 1;
+    } else {
+        cap = 8192;
+    }
+    buf = apr_palloc(r->pool, cap);
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    while (!seen_eos) {
+        apr_bucket *b;
+        apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
+                                         APR_BLOCK_READ, HUGE_STRING_LEN);
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, APLOGNO(10504)
+                          "clinic: reading the request body failed");
+            r->connection->keepalive = AP_CONN_CLOSE;
+            return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+        }
+        for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
+             b = APR_BUCKET_NEXT(b)) {
+            const char *data;
+            apr_size_t n;
+            if (APR_BUCKET_IS_EOS(b)) {
+                seen_eos = 1;
+                break;
+            }
+            if (APR_BUCKET_IS_METADATA(b))
+                continue;
+            if (apr_bucket_read(b, &data, &n, APR_BLOCK_READ) != APR_SUCCESS) {
+                r->connection->keepalive = AP_CONN_CLOSE;
+                return HTTP_BAD_REQUEST;
+            }
+            if ((apr_off_t)(len + n) > max) {
+                apr_brigade_cleanup(bb);
+                return too_large(c, max);
+            }
+            if (len + n + 1 > cap) {
+                char *nbuf;
+                while (len + n + 1 > cap)
+                    cap *= 2;
+                nbuf = apr_palloc(r->pool, cap);
+                memcpy(nbuf, buf, len);
+                buf = nbuf;
+            }
+            memcpy(buf + len, data, n);
+            len += n;
+        }
+        apr_brigade_cleanup(bb);
+    }
+    buf[len] = '\0';
+    c->body = buf;
+    c->body_len = len;
+    return CLINIC_GO;
+}
+
+static int parse_body(clinic_req_t *c)
+{
+    char err[256];
+    json_t *v = clinic_json_pool(c->r->pool,
+                                 clinic_json_parse(c->body, c->body_len, err, sizeof err));
+
+    if (!v)
+        return clinic_fail(c, HTTP_BAD_REQUEST, "INVALID_JSON", err);
+    if (json_is_object(v)) {
+        c->json = v;
+        return CLINIC_GO;
+    }
+    if (c->shape == CLINIC_SHAPE_ENVELOPE)
+        return clinic_fail(c, HTTP_BAD_REQUEST, "INVALID_JSON",
+                           "Request body must be a JSON object");
+    return clinic_send_json(c, HTTP_BAD_REQUEST,
+        json_pack("{s:[s]}", "non_field_errors",
+                  apr_psprintf(c->r->pool, "Invalid data. Expected a dictionary, but got %s.",
+                               clinic_json_pytype(v))));
+}
+
+int clinic_request_begin(clinic_req_t *c, request_rec *r, clinic_shape_t shape)
+{
+    int rc;
+
+    memset(c, 0, sizeof *c);
+    c->r = r;
+    c->shape = shape;
+    c->conf = ap_get_module_config(r->per_dir_config, &clinic_module);
+    if ((rc = check_method(c)) == CLINIC_GO && (rc = check_auth(c)) == CLINIC_GO &&
+        (rc = check_media_type(c)) == CLINIC_GO && (rc = read_body(c)) == CLINIC_GO)
+        rc = parse_body(c);
+    return rc;
+}

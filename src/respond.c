@@ -1,0 +1,83 @@
+/*
+ * Every answer mod_clinic gives: JSON built with jansson, the common
+ * headers, and the two error shapes (DRF for /visits, the {success, error,
+ * code} envelope for add-and-link) kept in this one place.
+ */
+#include "clinic.h"
+#include "http_protocol.h"
+#include "apr_buckets.h"
+#include "util_filter.h"
+
+static apr_status_t json_cleanup(void *v)
+{
+    json_decref((json_t *)v);
+    return APR_SUCCESS;
+}
+
+json_t *clinic_json_pool(apr_pool_t *p, json_t *v)
+{
+    if (v)
+        apr_pool_cleanup_register(p, v, json_cleanup, apr_pool_cleanup_null);
+    return v;
+}
+
+static void free_buf(void *b)
+{
+    free(b);
+}
+
+int clinic_send_json(clinic_req_t *c, int status, json_t *body)
+{
+    request_rec *r = c->r;
+    apr_bucket_brigade *bb;
+    char *text;
+    size_t len;
+
+    text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(body);
+    if (!text) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(10501)
+                      "clinic: cannot serialise the response");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    len = strlen(text);
+    r->status = status;
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    ap_set_content_length(r, (apr_off_t)len);
+    if (r->header_only) {
+        free(text);
+        return OK;
+    }
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_heap_create(text, len, free_buf,
+                                                       bb->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(bb->bucket_alloc));
+    if (ap_pass_brigade(r->output_filters, bb) != APR_SUCCESS)
+        return AP_FILTER_ERROR;
+    return OK;
+}
+
+int clinic_fail(clinic_req_t *c, int status, const char *code, const char *msg)
+{
+    json_t *body;
+
+    if (c->shape == CLINIC_SHAPE_ENVELOPE)
+        body = json_pack("{s:b, s:s, s:s}", "success", 0, "error", msg, "code", code);
+    else if (status == HTTP_INTERNAL_SERVER_ERROR)
+        body = json_pack("{s:s}", "error", msg);
+    else
+        body = json_pack("{s:s}", "detail", msg);
+    if (status == HTTP_SERVICE_UNAVAILABLE)
+        apr_table_setn(c->r->headers_out, "Retry-After", CLINIC_RETRY_AFTER);
+    return clinic_send_json(c, status, body);
+}
+
+int clinic_fail_internal(clinic_req_t *c, const char *why)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, c->r, APLOGNO(10502)
+                  "clinic: internal error: %s", why);
+    return clinic_fail(c, HTTP_INTERNAL_SERVER_ERROR, "INTERNAL_ERROR",
+                       "Internal server error");
+}

@@ -1,0 +1,261 @@
+/*
+ * Bearer-token verification: the algorithm is pinned before any signature
+ * work, the key is chosen by configuration (and `kid` for a JWKS), libjwt
+ * checks the signature, and the registered claims are checked here.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jwt.h>
+
+#include "b64url.h"
+#include "token.h"
+
+#define HEADER_MAX 1024   /* decoded JOSE header bytes */
+
+int clinic_bearer_token(const char *hdr, const char **tok, size_t *len)
+{
+    size_t n;
+
+    if (!hdr || strncasecmp(hdr, "Bearer", 6) != 0 || (hdr[6] != ' ' && hdr[6] != '\t'))
+        return 0;
+    hdr += 6;
+    while (*hdr == ' ' || *hdr == '\t')
+        hdr++;
+    n = strlen(hdr);
+    while (n && (hdr[n - 1] == ' ' || hdr[n - 1] == '\t'))
+        n--;
+    if (!n)
+        return 0;
+    *tok = hdr;
+    *len = n;
+    return 1;
+}
+
+static int is_b64url(char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+           (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
+}
+
+/* Decode and parse the JOSE header segment tok[0..n). */
+static json_t *parse_header(const char *tok, size_t n)
+{
+    unsigned char buf[HEADER_MAX + 4];
+    long got;
+
+    if (n == 0 || n > (HEADER_MAX / 3) * 4)
+        return NULL;
+    got = clinic_b64url_decode(tok, n, buf);
+    if (got <= 0)
+        return NULL;
+    return json_loadb((const char *)buf, (size_t)got, JSON_REJECT_DUPLICATES, NULL);
+}
+
+/* Pick the verification key: the key file, or the JWKS key named by kid, or
+ * (no kid) the only JWKS key that fits the pinned algorithm. */
+static int pick_key(const clinic_token_policy_t *p, const char *kid,
+                    const unsigned char **key, size_t *key_len,
+                    const char **why)
+{
+    const clinic_jwk_t *found = NULL;
+    size_t i, fits = 0;
+
+    if (!p->jwks) {
+        if (!p->key) {
+            *why = "no key configured";
+            return -1;
+        }
+        *key = p->key;
+        *key_len = p->key_len;
+        return 0;
+    }
+    for (i = 0; i < p->njwks; i++) {
+        const clinic_jwk_t *k = &p->jwks[i];
+        if (!clinic_jwk_fits_alg(k, p->alg))
+            continue;
+        if (kid) {
+            if (k->kid && strcmp(k->kid, kid) == 0) {
+                found = k;
+                break;
+            }
+        } else {
+            fits++;
+            found = k;
+        }
+    }
+    if (!found || (!kid && fits != 1)) {
+        *why = kid ? "unknown kid" : "no kid and not exactly one key fits";
+        return -1;
+    }
+    *key = found->key;
+    *key_len = found->key_len;
+    return 0;
+}
+
+/* The time claims: exp required; all must be integers when present. */
+static int check_times(json_t *claims, long now, long leeway, const char **why)
+{
+    json_t *exp = json_object_get(claims, "exp");
+    json_t *nbf = json_object_get(claims, "nbf");
+    json_t *iat = json_object_get(claims, "iat");
+
+    if (!exp || !json_is_integer(exp)) {
+        *why = exp ? "exp is not an integer" : "no exp";
+        return -1;
+    }
+    if ((nbf && !json_is_integer(nbf)) || (iat && !json_is_integer(iat))) {
+        *why = "nbf or iat is not an integer";
+        return -1;
+    }
+    if ((json_int_t)now - leeway >= json_integer_value(exp)) {
+        *why = "expired";
+        return -1;
+    }
+    if (nbf && (json_int_t)now + leeway < json_integer_value(nbf)) {
+        *why = "not yet valid (nbf)";
+        return -1;
+    }
+    if (iat && (json_int_t)now + leeway < json_integer_value(iat)) {
+        *why = "issued in the future (iat)";
+        return -1;
+    }
+    return 0;
+}
+
+static int check_aud(json_t *claims, const char *want)
+{
+    json_t *aud = json_object_get(claims, "aud");
+    size_t i;
+    json_t *v;
+
+    if (json_is_string(aud))
+        return strcmp(json_string_value(aud), want) == 0;
+    if (!json_is_array(aud))
+        return 0;
+    json_array_foreach(aud, i, v) {
+        if (json_is_string(v) && strcmp(json_string_value(v), want) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static json_t *verified_claims(const clinic_token_policy_t *p, const char *tok,
+                               size_t len, const unsigned char *key,
+                               size_t key_len, const char **why)
+{
+    char buf[CLINIC_TOKEN_MAX + 1];
+    jwt_t *jwt = NULL;
+    char *grants;
+    json_t *claims;
+
+    memcpy(buf, tok, len);
+    buf[len] = '\0';
+    if (jwt_decode(&jwt, buf, key, (int)key_len) != 0) {
+        *why = "signature or encoding invalid";
+        return NULL;
+    }
+    /* libjwt accepts alg "none" with any key: pin the algorithm again. */
+    if (jwt_get_alg(jwt) != jwt_str_alg(p->alg) || jwt_get_alg(jwt) == JWT_ALG_NONE) {
+        jwt_free(jwt);
+        *why = "algorithm mismatch";
+        return NULL;
+    }
+    grants = jwt_get_grants_json(jwt, NULL);
+    jwt_free(jwt);
+    if (!grants) {
+        *why = "no claims";
+        return NULL;
+    }
+    claims = json_loads(grants, JSON_REJECT_DUPLICATES, NULL);
+    free(grants);
+    if (!json_is_object(claims)) {
+        json_decref(claims);
+        *why = "claims are not an object";
+        return NULL;
+    }
+    return claims;
+}
+
+int clinic_token_verify(const clinic_token_policy_t *p, const char *tok,
+                        size_t len, long now, json_t **claims,
+                        const char **why)
+{
+    const char *dot1, *dot2, *kid = NULL;
+    const unsigned char *key = NULL;
+    size_t key_len = 0, i;
+    json_t *hdr, *alg, *jkid, *c = NULL;
+
+    *claims = NULL;
+    if (len > CLINIC_TOKEN_MAX) {
+        *why = "token too long";
+        return -1;
+    }
+    dot1 = memchr(tok, '.', len);
+    dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - tok)) : NULL;
+    if (!dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - tok))) {
+        *why = "not three segments";
+        return -1;
+    }
+    for (i = 0; i < len; i++) {
+        if (tok[i] != '.' && !is_b64url(tok[i])) {
+            *why = "bad character";
+            return -1;
+        }
+    }
+    hdr = parse_header(tok, (size_t)(dot1 - tok));
+    alg = json_object_get(hdr, "alg");
+    jkid = json_object_get(hdr, "kid");
+    if (!json_is_object(hdr) || !json_is_string(alg) || (jkid && !json_is_string(jkid))) {
+        *why = "bad header";
+        goto out;
+    }
+    if (strcmp(json_string_value(alg), p->alg) != 0) {
+        *why = "algorithm mismatch";
+        goto out;
+    }
+    kid = jkid ? json_string_value(jkid) : NULL;
+    if (pick_key(p, kid, &key, &key_len, why) != 0)
+        goto out;
+    c = verified_claims(p, tok, len, key, key_len, why);
+    if (!c)
+        goto out;
+    if (check_times(c, now, p->leeway, why) != 0)
+        goto bad;
+    if (p->issuer) {
+        json_t *iss = json_object_get(c, "iss");
+        if (!json_is_string(iss) || strcmp(json_string_value(iss), p->issuer) != 0) {
+            *why = "wrong iss";
+            goto bad;
+        }
+    }
+    if (p->audience && !check_aud(c, p->audience)) {
+        *why = "wrong aud";
+        goto bad;
+    }
+    json_decref(hdr);
+    *claims = c;
+    return 0;
+bad:
+    json_decref(c);
+out:
+    json_decref(hdr);
+    return -1;
+}
+
+int clinic_claim_equals(json_t *claims, const char *name, const char *value)
+{
+    json_t *v = json_object_get(claims, name);
+    char num[32];
+
+    if (json_is_string(v))
+        return strcmp(json_string_value(v), value) == 0;
+    if (json_is_integer(v)) {
+        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return strcmp(num, value) == 0;
+    }
+    return 0;
+}

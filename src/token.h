@@ -1,0 +1,40 @@
+/*
+ * Bearer-token verification with libjwt, free of httpd headers so that the
+ * unit tests and the fuzz targets link it alone.
+ */
+#ifndef CLINIC_TOKEN_H
+#define CLINIC_TOKEN_H
+
+#include <stddef.h>
+#include <jansson.h>
+#include "jwk.h"
+
+#define CLINIC_TOKEN_MAX 8192   /* bytes; a longer token is rejected unread */
+
+typedef struct {
+    const char *alg;                 /* the pinned algorithm, e.g. "RS256" */
+    const unsigned char *key;        /* ClinicJWTKeyFile contents, or NULL */
+    size_t key_len;
+    const clinic_jwk_t *jwks;        /* ClinicJWKSFile keys, or NULL */
+    size_t njwks;
+    const char *issuer;              /* required iss, or NULL */
+    const char *audience;            /* required aud member, or NULL */
+    long leeway;                     /* seconds */
+} clinic_token_policy_t;
+
+/* "Bearer <token>" (scheme case-insensitive). Returns 1 with the token's
+ * span, or 0 for no token: no header, another scheme, an empty token. */
+int clinic_bearer_token(const char *hdr, const char **tok, size_t *len);
+
+/* Verify tok[0..len) against the policy at time now (seconds since the
+ * epoch). 0: *claims is a new reference to the verified claims object.
+ * -1: *why says what failed (a fixed string, never token content). */
+int clinic_token_verify(const clinic_token_policy_t *p, const char *tok,
+                        size_t len, long now, json_t **claims,
+                        const char **why);
+
+/* Does claim `name` equal `value`? A string compares as is, an integer as its
+ * decimal text; anything else (or absent) does not. */
+int clinic_claim_equals(json_t *claims, const char *name, const char *value);
+
+#endif

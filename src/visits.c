@@ -1,0 +1,156 @@
+/*
+ * POST /visits: validate, look the patient up, insert the visit, answer the
+ * Django REST framework's array with the nested patient.
+ */
+#include "clinic.h"
+#include "db.h"
+#include "http_protocol.h"
+#include "validate.h"
+
+enum { P_ID, P_PREFIX, P_NAME, P_IDNUM, P_CONTACT, P_GENDER, P_DOB, P_POOR,
+       P_BS2, P_SABAI, P_ALLERGY, P_FACE, P_PICTURE };
+
+/* A database string as JSON: null for NULL; flags text that is not UTF-8. */
+static json_t *dbstr(const char *v, int *bad)
+{
+    json_t *j;
+
+    if (!v)
+        return json_null();
+    j = json_string(v);
+    if (!j) {
+        *bad = 1;
+        return json_null();
+    }
+    return j;
+}
+
+static json_t *picture_url(request_rec *r, const clinic_dir_conf *conf,
+                           const char *v, int *bad)
+{
+    size_t n;
+
+    if (!v || !conf->picture_base || strncmp(v, "http://", 7) == 0 ||
+        strncmp(v, "https://", 8) == 0)
+        return dbstr(v, bad);
+    n = strlen(conf->picture_base);
+    while (n && conf->picture_base[n - 1] == '/')
+        n--;
+    while (*v == '/')
+        v++;
+    return dbstr(apr_psprintf(r->pool, "%.*s/%s", (int)n, conf->picture_base, v), bad);
+}
+
+/* The nested patient, keys in the documented order. NULL when a stored
+ * value cannot be shown (bad timestamp, text that is not UTF-8). */
+static json_t *patient_json(clinic_req_t *c, clinic_db_t *db, apr_dbd_row_t *row)
+{
+    request_rec *r = c->r;
+    const char *id = clinic_db_col(db, row, P_ID);
+    const char *prefix = clinic_db_col(db, row, P_PREFIX);
+    const char *name = clinic_db_col(db, row, P_NAME);
+    const char *contact = clinic_db_col(db, row, P_CONTACT);
+    const char *dob = clinic_db_col(db, row, P_DOB);
+    char iso[CLINIC_ISO_MAX];
+    const char *pid;
+    clinic_time_t t;
+    apr_int64_t pk;
+    json_t *p;
+    int bad = 0;
+
+    if (!id || !prefix || !name || !dob || clinic_parse_db_timestamp(dob, &t) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(10520)
+                      "clinic: patient row has an unreadable id or date_of_birth "
+                      "(PostgreSQL must use DateStyle ISO)");
+        return NULL;
+    }
+    clinic_format_iso(t, c->conf->time_offset, iso);
+    pk = apr_atoi64(id);
+    pid = apr_psprintf(r->pool, "%s%04" APR_INT64_T_FMT, prefix, pk);
+    p = json_object();
+    json_object_set_new(p, "model", json_string("clinicmodels.patient"));
+    json_object_set_new(p, "pk", json_integer(pk));
+    json_object_set_new(p, "village_prefix", dbstr(prefix, &bad));
+    json_object_set_new(p, "name", dbstr(name, &bad));
+    json_object_set_new(p, "identification_number", dbstr(clinic_db_col(db, row, P_IDNUM), &bad));
+    json_object_set_new(p, "contact_no", dbstr(contact, &bad));
+    json_object_set_new(p, "gender", dbstr(clinic_db_col(db, row, P_GENDER), &bad));
+    json_object_set_new(p, "date_of_birth", json_string(iso));
+    json_object_set_new(p, "poor", dbstr(clinic_db_col(db, row, P_POOR), &bad));
+    json_object_set_new(p, "bs2", dbstr(clinic_db_col(db, row, P_BS2), &bad));
+    json_object_set_new(p, "sabai", dbstr(clinic_db_col(db, row, P_SABAI), &bad));
+    json_object_set_new(p, "drug_allergy", dbstr(clinic_db_col(db, row, P_ALLERGY), &bad));
+    json_object_set_new(p, "face_encodings", dbstr(clinic_db_col(db, row, P_FACE), &bad));
+    json_object_set_new(p, "picture",
+                        picture_url(r, c->conf, clinic_db_col(db, row, P_PICTURE), &bad));
+    json_object_set_new(p, "filter_string",
+                        dbstr(apr_pstrcat(r->pool, pid, prefix, id, " ",
+                                          contact ? contact : "", " ", name, NULL), &bad));
+    json_object_set_new(p, "patient_id", dbstr(pid, &bad));
+    json_object_set_new(p, "confidence", json_string(""));
+    if (bad) {
+        json_decref(p);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(10521)
+                      "clinic: patient row holds text that is not UTF-8");
+        return NULL;
+    }
+    return p;
+}
+
+int clinic_visits_handle(request_rec *r)
+{
+    clinic_req_t c;
+    clinic_visit_in_t v;
+    clinic_db_t *db = NULL;
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row = NULL;
+    char missing[160], when[CLINIC_ISO_MAX], pk[24];
+    const char *args[3], *status, *vid;
+    json_t *patient = NULL, *visit;
+    int rc, nerr;
+
+    if ((rc = clinic_request_begin(&c, r, CLINIC_SHAPE_DRF)) != CLINIC_GO)
+        return rc;
+    nerr = clinic_visit_validate(c.json, c.conf->time_offset, &v);
+    if (!v.err_patient && v.pk_state == CLINIC_PK_ABSENT_ROW) {
+        clinic_visit_pk_missing(&v, missing, sizeof missing);
+        nerr++;
+    }
+    if (!v.err_patient) {
+        /* DRF reports a missing patient together with the other field errors. */
+        apr_snprintf(pk, sizeof pk, "%" APR_INT64_T_FMT, (apr_int64_t)v.pk);
+        args[0] = pk;
+        if ((rc = clinic_db_acquire(r, &db)) != CLINIC_DB_OK ||
+            (rc = clinic_db_select(db, CLINIC_SQL_PATIENT_GET, args, &res)) != CLINIC_DB_OK)
+            return clinic_db_fail(&c, rc);
+        if (clinic_db_row(db, res, &row) != 0) {
+            clinic_visit_pk_missing(&v, missing, sizeof missing);
+            nerr++;
+        }
+    }
+    if (nerr || v.err_nonfield)
+        return clinic_send_json(&c, HTTP_BAD_REQUEST, clinic_visit_errors(&v));
+
+    patient = patient_json(&c, db, row);
+    if (!patient)
+        return clinic_fail_internal(&c, "patient row unreadable");
+    clinic_json_pool(r->pool, patient);
+    if (!v.when_given)
+        v.when = (clinic_time_t)r->request_time;
+    clinic_format_iso(v.when, 0, when);
+    status = apr_pstrmemdup(r->pool, v.status, v.status_len);
+    args[1] = when;
+    args[2] = status;
+    if ((rc = clinic_db_select(db, CLINIC_SQL_VISIT_INSERT, args, &res)) != CLINIC_DB_OK)
+        return clinic_db_fail(&c, rc);
+    if (clinic_db_row(db, res, &row) != 0 || !(vid = clinic_db_col(db, row, 0)))
+        return clinic_fail_internal(&c, "visit insert returned no id");
+
+    clinic_format_iso(v.when, c.conf->time_offset, when);
+    visit = json_object();
+    json_object_set_new(visit, "id", json_integer(apr_atoi64(vid)));
+    json_object_set(visit, "patient", patient);
+    json_object_set_new(visit, "date", json_string(when));
+    json_object_set_new(visit, "status", json_string(status));
+    return clinic_send_json(&c, HTTP_OK, json_pack("[o]", visit));
+}
