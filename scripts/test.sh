@@ -1,0 +1,116 @@
+#!/bin/bash
+# Run the Apache::Test suite against the built module, once per database:
+# SQLite, and a real PostgreSQL cluster created here with initdb in a temp
+# dir (unix socket only) and stopped at the end.
+#
+# Debian's Apache::Test and PostgreSQL refuse to run as root, so when run as
+# root everything runs as the unprivileged user `clinictest` over a copy of
+# the tree that user owns.
+#
+#   CLINIC_TEST_DBS="sqlite pgsql"   databases to run (default both)
+#   CLINIC_TEST_FILES="t/20_visits.t" only these test files
+#   CLINIC_TEST_KEEP=1               keep the work dir for inspection
+#   CLINIC_PRELOAD=...               LD_PRELOAD for httpd (ASan runtime)
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+dbs=${CLINIC_TEST_DBS:-sqlite pgsql}
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+httpd=$(apxs -q SBINDIR)/$(apxs -q TARGET)
+
+if [ "$(id -u)" = 0 ]; then
+    user=clinictest
+    id "$user" >/dev/null 2>&1 || useradd --system --create-home --shell /bin/bash "$user"
+    as_user() { runuser -u "$user" -- "$@"; }
+else
+    user=$(id -un)
+    as_user() { "$@"; }
+fi
+
+work=$(mktemp -d /tmp/mod_clinic-test.XXXXXX)
+pgdata=
+cleanup() {
+    if [ -n "$pgdata" ] && [ -f "$pgdata/postmaster.pid" ]; then
+        as_user "$pgbin/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
+    fi
+    if [ -n "${CLINIC_TEST_KEEP:-}" ]; then echo "test: work dir kept: $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+cp -r "$top/t" "$top/sql" "$work/"
+cp "$top/mod_clinic.so" "$top/tools/mkjwt" "$work/"
+rm -rf "$work/t/unit"
+
+# Real keys, made fresh for every run.
+keys="$work/keys"
+mkdir -p "$keys"
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$keys/rsa-private.pem" 2>/dev/null
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$keys/rsa2-private.pem" 2>/dev/null
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$keys/ec-private.pem" 2>/dev/null
+for k in rsa rsa2 ec; do openssl pkey -in "$keys/$k-private.pem" -pubout -out "$keys/$k-public.pem"; done
+openssl rand -hex 32 > "$keys/hs-secret"
+"$work/mkjwt" jwks --kid rsa-1 --alg RS256 "$keys/rsa-public.pem" --kid rsa-2 "$keys/rsa2-public.pem" \
+    --kid ec-1 --alg ES256 "$keys/ec-public.pem" > "$keys/jwks.json"
+
+chown -R "$user" "$work" 2>/dev/null || true
+(cd "$work" && as_user perl -MApache::TestMM -e 'Apache::TestMM::generate_script("t/TEST")' >/dev/null)
+
+start_pgsql() {
+    pgdata="$work/pg"
+    as_user "$pgbin/initdb" -D "$pgdata" -E UTF8 --locale=C.UTF-8 -A trust -U "$user" >/dev/null
+    as_user "$pgbin/pg_ctl" -D "$pgdata" -l "$work/pg.log" -w \
+        -o "-k $pgdata -c listen_addresses='' -c fsync=off -c max_connections=100" start >/dev/null
+    as_user "$pgbin/createdb" -h "$pgdata" clinic
+    as_user psql -q -h "$pgdata" -d clinic -v ON_ERROR_STOP=1 -f "$work/sql/schema-pgsql.sql" \
+        -f "$work/sql/demo-data.sql" -f "$work/sql/demo-sequences-pgsql.sql" >/dev/null
+}
+
+stop_pgsql() {
+    as_user "$pgbin/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null
+}
+
+passed=0
+failed=0
+status=0
+for db in $dbs; do
+    case $db in
+    sqlite)
+        mkdir -p "$work/sqlite"
+        sqlite3 "$work/sqlite/clinic.db" < "$work/sql/schema-sqlite.sql" >/dev/null
+        sqlite3 "$work/sqlite/clinic.db" < "$work/sql/demo-data.sql"
+        chown -R "$user" "$work/sqlite" 2>/dev/null || true
+        driver=sqlite3 params="$work/sqlite/clinic.db" dsn="dbi:SQLite:dbname=$work/sqlite/clinic.db"
+        ;;
+    pgsql)
+        start_pgsql
+        driver=pgsql params="host=$pgdata dbname=clinic user=$user connect_timeout=2"
+        dsn="dbi:Pg:host=$pgdata;dbname=clinic"
+        ;;
+    *) echo "test: unknown database '$db'" >&2; exit 2 ;;
+    esac
+
+    echo "=== Apache::Test on $db"
+    log="$work/apache-test-$db.log"
+    set +e
+    (cd "$work" && as_user env CLINIC_DB="$db" CLINIC_DBD_DRIVER="$driver" \
+        CLINIC_DBD_PARAMS="$params" CLINIC_DB_DSN="$dsn" CLINIC_KEYS="$keys" \
+        CLINIC_MKJWT="$work/mkjwt" CLINIC_MODULE="$work/mod_clinic.so" \
+        CLINIC_MODDIR="$(apxs -q LIBEXECDIR)" CLINIC_PGDATA="$pgdata" CLINIC_PGBIN="$pgbin" \
+        CLINIC_HTTPD="$httpd" LD_PRELOAD="${CLINIC_PRELOAD:-}" \
+        ASAN_OPTIONS="${ASAN_OPTIONS:-}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}" \
+        perl t/TEST -httpd "$httpd" -apxs "$(command -v apxs)" -port select -verbose \
+        ${CLINIC_TEST_FILES:-}) 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    p=$(grep -cE '^ok [0-9]+' "$log" || true)
+    f=$(grep -cE '^not ok [0-9]+' "$log" || true)
+    passed=$((passed + p))
+    failed=$((failed + f))
+    echo "apache-test $db: $p passed, $f failed (t/TEST exit $rc)"
+    [ "$rc" = 0 ] && [ "$f" = 0 ] || status=1
+    cp "$work/t/logs/error_log" "$work/error_log-$db" 2>/dev/null || true
+    [ "$db" = pgsql ] && stop_pgsql
+done
+
+echo "apache-test: $passed passed, $failed failed"
+exit $status

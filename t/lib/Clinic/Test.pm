@@ -1,0 +1,123 @@
+package Clinic::Test;
+# Helpers for mod_clinic's Apache::Test suite: real tokens from tools/mkjwt
+# (real keys made by scripts/test.sh), JSON requests, the test database
+# through DBI, and an ordered JSON encoder so that tests compare whole
+# response bodies byte for byte, key order included.
+use strict;
+use warnings;
+
+use Exporter 'import';
+use JSON::PP ();
+use DBI ();
+use IO::Socket::INET ();
+use Apache::Test ();
+use Apache::TestRequest ();
+
+our @EXPORT = qw(token post_json jbody dbh db_kind ojson raw_request
+                 count_rows new_hex24 keys_dir send_method);
+
+my $json = JSON::PP->new->utf8->allow_nonref;
+
+sub keys_dir { $ENV{CLINIC_KEYS} }
+sub db_kind  { $ENV{CLINIC_DB} }
+
+# token(alg => 'RS256', claims => {...}, kid => ..., exp_in => ..., no_exp => 1, key => path)
+sub token {
+    my %o = @_;
+    my $alg = $o{alg} // 'RS256';
+    my $key = $o{key} // ($alg =~ /^RS/ ? keys_dir() . '/rsa-private.pem'
+                        : $alg =~ /^ES/ ? keys_dir() . '/ec-private.pem'
+                        : $alg =~ /^HS/ ? keys_dir() . '/hs-secret' : undef);
+    my @cmd = ($ENV{CLINIC_MKJWT}, 'sign', '--alg', $alg);
+    push @cmd, '--key', $key if defined $key && $alg ne 'none';
+    push @cmd, '--kid', $o{kid} if defined $o{kid};
+    push @cmd, '--claims', (ref $o{claims} ? $json->encode($o{claims}) : $o{claims})
+        if defined $o{claims};
+    push @cmd, '--exp-in', $o{exp_in} if defined $o{exp_in};
+    push @cmd, '--no-exp' if $o{no_exp};
+    open(my $fh, '-|', @cmd) or die "mkjwt: $!";
+    my $t = <$fh>;
+    close $fh or die "mkjwt failed: @cmd";
+    chomp $t;
+    return $t;
+}
+
+# post_json($path, $body, token => ..., type => ..., headers => [...], method => 'POST')
+# $body: a string sent as is, or a reference encoded as JSON.
+sub post_json {
+    my ($path, $body, %o) = @_;
+    my @h;
+    push @h, 'Authorization' => "Bearer $o{token}" if defined $o{token};
+    push @h, 'Content-Type' => $o{type} // 'application/json' unless exists $o{type} && !defined $o{type};
+    push @h, @{ $o{headers} || [] };
+    $body = $json->encode($body) if ref $body;
+    my $method = $o{method} // 'POST';
+    no strict 'refs';
+    return &{"Apache::TestRequest::$method"}($path, @h, content => $body);
+}
+
+# Any method, for those Apache::TestRequest has no shortcut for.
+sub send_method {
+    my ($method, $path, @headers) = @_;
+    require HTTP::Request;
+    my $req = HTTP::Request->new($method => Apache::TestRequest::resolve_url($path), [@headers]);
+    return Apache::TestRequest::user_agent()->request($req);
+}
+
+sub jbody {
+    my ($res) = @_;
+    my $v = eval { $json->decode($res->content) };
+    return $v;
+}
+
+my $dbh;
+sub dbh {
+    $dbh ||= DBI->connect($ENV{CLINIC_DB_DSN}, '', '',
+                          { RaiseError => 1, AutoCommit => 1, PrintError => 0 });
+    $dbh->{sqlite_unicode} = 1 if db_kind() eq 'sqlite';
+    $dbh->{pg_enable_utf8} = 1 if db_kind() eq 'pgsql';
+    return $dbh;
+}
+
+sub count_rows {
+    my ($sql, @bind) = @_;
+    my ($n) = dbh()->selectrow_array("SELECT count(*) FROM $sql", undef, @bind);
+    return $n;
+}
+
+sub new_hex24 {
+    return join '', map { sprintf '%02x', int rand 256 } 1 .. 12;
+}
+
+# Ordered JSON: ojson([k => v, ...]) for objects, [[...]] for arrays via
+# JSON::PP for scalars. Objects are array refs of pairs blessed as 'O'.
+sub ojson {
+    my ($v) = @_;
+    if (ref $v eq 'Clinic::O') {
+        my @kv = @$v;
+        my @parts;
+        while (@kv) {
+            my ($k, $x) = splice @kv, 0, 2;
+            push @parts, $json->encode("$k") . ':' . ojson($x);
+        }
+        return '{' . join(',', @parts) . '}';
+    }
+    return '[' . join(',', map { ojson($_) } @$v) . ']' if ref $v eq 'ARRAY';
+    return $json->encode($v);
+}
+sub O { bless [@_], 'Clinic::O' }
+
+# A raw HTTP exchange for what LWP will not send (chunked bodies, odd framing).
+sub raw_request {
+    my ($text, %o) = @_;
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                     PeerPort => Apache::Test::vars('port'),
+                                     Timeout => $o{timeout} // 10) or die "connect: $!";
+    print $sock $text;
+    local $/;
+    my $resp = <$sock> // '';
+    close $sock;
+    return $resp;
+}
+
+1;
