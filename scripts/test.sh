@@ -80,11 +80,13 @@ for db in $dbs; do
         sqlite3 "$work/sqlite/clinic.db" < "$work/sql/demo-data.sql"
         chown -R "$user" "$work/sqlite" 2>/dev/null || true
         driver=sqlite3 params="$work/sqlite/clinic.db" dsn="dbi:SQLite:dbname=$work/sqlite/clinic.db"
+        down="$work/no-such-dir/clinic.db"
         ;;
     pgsql)
         start_pgsql
         driver=pgsql params="host=$pgdata dbname=clinic user=$user connect_timeout=2"
         dsn="dbi:Pg:host=$pgdata;dbname=clinic"
+        down="host=$work/no-such-dir dbname=clinic user=$user connect_timeout=2"
         ;;
     *) echo "test: unknown database '$db'" >&2; exit 2 ;;
     esac
@@ -93,7 +95,7 @@ for db in $dbs; do
     log="$work/apache-test-$db.log"
     set +e
     (cd "$work" && as_user env CLINIC_DB="$db" CLINIC_DBD_DRIVER="$driver" \
-        CLINIC_DBD_PARAMS="$params" CLINIC_DB_DSN="$dsn" CLINIC_KEYS="$keys" \
+        CLINIC_DBD_PARAMS="$params" CLINIC_DBD_PARAMS_DOWN="$down" CLINIC_DB_DSN="$dsn" CLINIC_KEYS="$keys" \
         CLINIC_MKJWT="$work/mkjwt" CLINIC_MODULE="$work/mod_clinic.so" \
         CLINIC_MODDIR="$(apxs -q LIBEXECDIR)" CLINIC_PGDATA="$pgdata" CLINIC_PGBIN="$pgbin" \
         CLINIC_HTTPD="$httpd" LD_PRELOAD="${CLINIC_PRELOAD:-}" \
