@@ -31,7 +31,6 @@ extern module AP_MODULE_DECLARE_DATA clinic_module;
 #define CLINIC_DEFAULT_LEEWAY 60
 #define CLINIC_DEFAULT_MAX_BODY 65536
 #define CLINIC_DEFAULT_UID_CLAIM "sub"
-#define CLINIC_DEFAULT_IDEM_TTL 86400
 #define CLINIC_RETRY_AFTER "5"
 
 /* Key material, read once when the configuration is read. */
@@ -58,7 +57,6 @@ typedef struct {
     int time_offset;                   /* seconds east of UTC */
     int time_offset_set;
     const char *picture_base;          /* NULL unset */
-    long idem_ttl;                     /* CLINIC_UNSET */
 } clinic_dir_conf;
 
 /* Effective values with the defaults applied. */
@@ -66,7 +64,6 @@ typedef struct {
 #define CLINIC_LEEWAY(c)    ((c)->leeway == CLINIC_UNSET ? CLINIC_DEFAULT_LEEWAY : (c)->leeway)
 #define CLINIC_MAX_BODY(c)  ((c)->max_body == CLINIC_UNSET ? CLINIC_DEFAULT_MAX_BODY : (c)->max_body)
 #define CLINIC_UID_CLAIM(c) ((c)->uid_claim ? (c)->uid_claim : CLINIC_DEFAULT_UID_CLAIM)
-#define CLINIC_IDEM_TTL(c)  ((c)->idem_ttl == CLINIC_UNSET ? CLINIC_DEFAULT_IDEM_TTL : (c)->idem_ttl)
 
 void *clinic_create_dir_conf(apr_pool_t *p, char *dir);
 void *clinic_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
