@@ -30,10 +30,13 @@ UNIT_TESTS  = t/unit/test_datetime t/unit/test_jwk t/unit/test_validate t/unit/t
 
 all: mod_clinic.so tools/mkjwt $(UNIT_TESTS)
 
+# apxs echoes every libtool command: keep them in build.log, show warnings.
 mod_clinic.so: mod_clinic.c $(SRC) $(HDR)
-	$(APXS) -c -n clinic -o mod_clinic.la -Wc,-std=gnu99 $(addprefix -Wc$(comma),$(WARN)) \
-	    $(APXS_SAN) -Isrc mod_clinic.c $(SRC) $(LIBS)
-	cp .libs/mod_clinic.so $@
+	@echo "apxs -c mod_clinic.c src/*.c (log: build.log)"
+	@$(APXS) -c -n clinic -o mod_clinic.la -Wc,-std=gnu99 $(addprefix -Wc$(comma),$(WARN)) \
+	    $(APXS_SAN) -Isrc mod_clinic.c $(SRC) $(LIBS) > build.log 2>&1 || { cat build.log; exit 1; }
+	@grep -E 'warning:|error:' build.log || true
+	@cp .libs/mod_clinic.so $@
 
 tools/mkjwt: tools/mkjwt.c src/b64url.c src/b64url.h
 	$(CC) $(UNIT_CFLAGS) -o $@ tools/mkjwt.c src/b64url.c -ljwt -ljansson -lcrypto
@@ -73,4 +76,4 @@ install: mod_clinic.so
 
 clean:
 	rm -rf .libs src/.libs *.la *.lo *.o *.slo src/*.lo src/*.o src/*.slo src/*.la \
-	    mod_clinic.so tools/mkjwt $(UNIT_TESTS)
+	    mod_clinic.so build.log tools/mkjwt $(UNIT_TESTS)
