@@ -1,0 +1,322 @@
+# Start-up checks (CONTRACT section 2): a clinic Location with ClinicAuth jwt
+# and no usable key stops Apache at start-up, naming the Location; bad
+# directive values are refused. Each case is a throwaway httpd config checked
+# with `httpd -t`; no server is started.
+use strict;
+use warnings FATAL => 'all';
+use utf8;
+
+use Test::More;
+use File::Temp ();
+use JSON::PP ();
+use lib 't/lib';
+use Clinic::Test;
+
+my $httpd  = $ENV{CLINIC_HTTPD};
+my $moddir = $ENV{CLINIC_MODDIR};
+my $module = $ENV{CLINIC_MODULE};
+my $keys   = keys_dir();
+plan skip_all => 'CLINIC_HTTPD, CLINIC_MODDIR, CLINIC_MODULE and CLINIC_KEYS are needed'
+    unless $httpd && $moddir && $module && $keys;
+
+my $dir = File::Temp::tempdir('clinic-configtest-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $port = 20000 + ($$ % 20000);
+my $n = 0;
+
+sub write_file {
+    my ($path, $text) = @_;
+    open(my $fh, '>', $path) or die "$path: $!";
+    print $fh $text;
+    close $fh or die "$path: $!";
+    return $path;
+}
+
+# The server-level frame around a case's own lines. dbd => 0 leaves mod_dbd
+# (and its directives) out.
+sub conf_text {
+    my ($body, %o) = @_;
+    my $dbd = $o{dbd} // 1;
+    my $t = "ServerRoot \"$dir\"\n"
+          . "ServerName localhost\n"
+          . "Listen 127.0.0.1:$port\n"
+          . "PidFile \"$dir/httpd.pid\"\n"
+          . "ErrorLog \"$dir/error_log\"\n"
+          . "LoadModule mpm_event_module \"$moddir/mod_mpm_event.so\"\n"
+          . "LoadModule authz_core_module \"$moddir/mod_authz_core.so\"\n";
+    $t .= "LoadModule dbd_module \"$moddir/mod_dbd.so\"\n" if $dbd;
+    $t .= "LoadModule clinic_module \"$module\"\n";
+    $t .= "DBDriver sqlite3\nDBDParams \"$dir/clinic.db\"\n" if $dbd;
+    return $t . $body;
+}
+
+# Run `httpd -t -f` on a config; returns (exit status, stdout+stderr, file name).
+sub configtest {
+    my ($body, %o) = @_;
+    my $file = write_file("$dir/case-" . ++$n . '.conf', conf_text($body, %o));
+    my $pid = open(my $fh, '-|');
+    die "fork: $!" unless defined $pid;
+    if (!$pid) {
+        open(STDERR, '>&', \*STDOUT) or die "dup: $!";
+        exec($httpd, '-t', '-f', $file) or die "exec $httpd: $!";
+    }
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+    return ($? >> 8, $out, $file);
+}
+
+sub conf_ok {
+    my ($what, $body, %o) = @_;
+    my ($rc, $out) = configtest($body, %o);
+    is($rc, 0, "$what: configtest passes") or diag($out);
+    like($out, qr/Syntax OK/, "$what: Syntax OK");
+}
+
+# $wants: patterns every one of which the output must match.
+sub conf_fails {
+    my ($what, $body, $wants, %o) = @_;
+    my ($rc, $out) = configtest($body, %o);
+    isnt($rc, 0, "$what: configtest fails");
+    unlike($out, qr/Syntax OK/, "$what: no Syntax OK");
+    for my $w (@$wants) {
+        like($out, $w, "$what: output matches $w");
+    }
+}
+
+my $rsa_pub  = "$keys/rsa-public.pem";
+my $ec_pub   = "$keys/ec-public.pem";
+my $jwks     = "$keys/jwks.json";
+
+# A JWKS document holding only the EC key (ec-1), written here.
+my $ec_only = do {
+    open(my $fh, '<', $jwks) or die "$jwks: $!";
+    local $/;
+    my $doc = JSON::PP->new->decode(<$fh>);
+    my @ec = grep { $_->{kty} eq 'EC' } @{ $doc->{keys} };
+    die 'jwks.json has no EC key' unless @ec == 1;
+    write_file("$dir/ec-only.jwks", JSON::PP->new->encode({ keys => \@ec }));
+};
+my $empty_key = write_file("$dir/empty.pem", '');
+my $nl_only   = write_file("$dir/newline-only.secret", "\n");
+my $bad_jwks  = write_file("$dir/bad.jwks", '{"keys": [ {"kty": "RSA", "n": ');
+
+# --- accepted ---
+conf_ok('valid RS256 Location', <<"EOF");
+<Location /v>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    ClinicJWTKeyFile "$rsa_pub"
+</Location>
+EOF
+
+conf_ok('valid ES256 Location and a JWKS Location', <<"EOF");
+<Location /es>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm ES256
+    ClinicJWTKeyFile "$ec_pub"
+</Location>
+<Location /jwks>
+    SetHandler clinic-add-and-link
+    ClinicJWTAlgorithm RS256
+    ClinicJWKSFile "$jwks"
+</Location>
+EOF
+
+conf_ok('key inherited from a parent Location', <<"EOF");
+<Location /api>
+    ClinicJWTKeyFile "$rsa_pub"
+</Location>
+<Location /api/visits>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+</Location>
+EOF
+
+conf_ok('algorithm and key inherited from a parent Location', <<"EOF");
+<Location /api>
+    ClinicJWTAlgorithm RS256
+    ClinicJWTKeyFile "$rsa_pub"
+</Location>
+<Location /api/visits>
+    SetHandler clinic-visits
+</Location>
+EOF
+
+conf_ok('ClinicAuth off needs no key', <<"EOF");
+<Location /open>
+    SetHandler clinic-visits
+    ClinicAuth off
+</Location>
+EOF
+
+conf_ok('good directive values', <<"EOF");
+<Location /v>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    ClinicJWTKeyFile "$rsa_pub"
+    ClinicTimeOffset +07:00
+    ClinicMaxBody 1
+    ClinicJWTLeeway 0
+</Location>
+EOF
+
+# --- refused: no usable key ---
+conf_fails('no ClinicJWTAlgorithm', <<"EOF", [qr/<Location \/v>/, qr/ClinicJWTAlgorithm/]);
+<Location /v>
+    SetHandler clinic-visits
+    ClinicJWTKeyFile "$rsa_pub"
+</Location>
+EOF
+
+conf_fails('no algorithm and no key', <<"EOF", [qr/<Location \/v>/, qr/ClinicJWTAlgorithm/]);
+<Location /v>
+    SetHandler clinic-visits
+</Location>
+EOF
+
+conf_fails('algorithm but no key', <<"EOF", [qr/<Location \/link>/, qr/ClinicJWTKeyFile/]);
+<Location /link>
+    SetHandler clinic-add-and-link
+    ClinicJWTAlgorithm RS256
+</Location>
+EOF
+
+conf_fails('ES256 with an RSA public key', <<"EOF", [qr/<Location \/v>/, qr/does not fit/]);
+<Location /v>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm ES256
+    ClinicJWTKeyFile "$rsa_pub"
+</Location>
+EOF
+
+conf_fails('RS256 with an EC public key', <<"EOF", [qr/<Location \/v>/, qr/does not fit/]);
+<Location /v>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    ClinicJWTKeyFile "$ec_pub"
+</Location>
+EOF
+
+conf_fails('RS256 with a JWKS of EC keys only', <<"EOF", [qr/<Location \/v>/, qr/ClinicJWKSFile/]);
+<Location /v>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    ClinicJWKSFile "$ec_only"
+</Location>
+EOF
+
+conf_fails('a parent Location with ClinicAuth off does not key the one that turns it on',
+    <<"EOF", [qr/<Location \/api\/visits>/, qr/ClinicJWTAlgorithm/]);
+<Location /api>
+    ClinicAuth off
+</Location>
+<Location /api/visits>
+    SetHandler clinic-visits
+    ClinicAuth jwt
+</Location>
+EOF
+
+conf_fails('clinic Location in a VirtualHost without a key',
+    <<"EOF", [qr/<Location \/vh\/visits>/, qr/ClinicJWTKeyFile/]);
+<VirtualHost 127.0.0.1:$port>
+    ServerName vh.example
+    <Location /vh/visits>
+        SetHandler clinic-visits
+        ClinicJWTAlgorithm RS256
+    </Location>
+</VirtualHost>
+EOF
+
+# --- refused: directive values ---
+conf_fails('ClinicJWTAlgorithm none', <<"EOF", [qr/unknown algorithm/, qr/none/]);
+<Location /v>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm none
+    ClinicJWTKeyFile "$rsa_pub"
+</Location>
+EOF
+
+conf_fails('ClinicJWTAlgorithm in lower case', <<"EOF", [qr/unknown algorithm/]);
+<Location /v>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm rs256
+    ClinicJWTKeyFile "$rsa_pub"
+</Location>
+EOF
+
+conf_fails('ClinicJWTKeyFile missing', <<"EOF", [qr/cannot read/, qr/no-such-key\.pem/]);
+<Location /v>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    ClinicJWTKeyFile "$dir/no-such-key.pem"
+</Location>
+EOF
+
+conf_fails('ClinicJWTKeyFile empty', <<"EOF", [qr/ClinicJWTKeyFile/, qr/empty/]);
+<Location /v>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    ClinicJWTKeyFile "$empty_key"
+</Location>
+EOF
+
+conf_fails('HS256 secret of one newline (empty once the newline is dropped)',
+    <<"EOF", [qr/ClinicJWTKeyFile/, qr/empty/]);
+<Location /v>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm HS256
+    ClinicJWTKeyFile "$nl_only"
+</Location>
+EOF
+
+conf_fails('ClinicJWKSFile malformed', <<"EOF", [qr/ClinicJWKSFile/, qr/bad\.jwks/]);
+<Location /v>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    ClinicJWKSFile "$bad_jwks"
+</Location>
+EOF
+
+conf_fails('ClinicJWKSFile missing', <<"EOF", [qr/cannot read/]);
+<Location /v>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    ClinicJWKSFile "$dir/no-such.jwks"
+</Location>
+EOF
+
+conf_fails('ClinicTimeOffset +7', <<"EOF", [qr/ClinicTimeOffset/, qr/\+7/]);
+<Location /v>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    ClinicJWTKeyFile "$rsa_pub"
+    ClinicTimeOffset +7
+</Location>
+EOF
+
+conf_fails('ClinicMaxBody 0', <<"EOF", [qr/ClinicMaxBody/]);
+<Location /v>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    ClinicJWTKeyFile "$rsa_pub"
+    ClinicMaxBody 0
+</Location>
+EOF
+
+conf_fails('ClinicAuth maybe', <<"EOF", [qr/ClinicAuth/]);
+<Location /v>
+    SetHandler clinic-visits
+    ClinicAuth maybe
+</Location>
+EOF
+
+# --- mod_dbd ---
+conf_fails('clinic Location without mod_dbd', <<"EOF", [qr/mod_dbd/], dbd => 0);
+<Location /v>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    ClinicJWTKeyFile "$rsa_pub"
+</Location>
+EOF
+
+done_testing();
