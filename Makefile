@@ -26,30 +26,34 @@ UNIT_CFLAGS = -std=c99 -D_GNU_SOURCE $(WARN) -Werror -O1 -g -Isrc $(UNIT_SAN)
 UNIT_TESTS  = t/unit/test_datetime t/unit/test_jwk t/unit/test_validate t/unit/test_token \
               t/unit/test_objectid
 
-.PHONY: all deps run test test-unit test-apache install clean
+.PHONY: all deps run test test-unit test-apache install clean FORCE
+
+# Rebuild everything when the sanitizer setting changes (same output names).
+.build-flags: FORCE
+	@echo 'ASAN=$(filter 1,$(ASAN))' | cmp -s - $@ || echo 'ASAN=$(filter 1,$(ASAN))' > $@
 
 all: mod_clinic.so tools/mkjwt $(UNIT_TESTS)
 
 # apxs echoes every libtool command: keep them in build.log, show warnings.
-mod_clinic.so: mod_clinic.c $(SRC) $(HDR)
+mod_clinic.so: mod_clinic.c $(SRC) $(HDR) .build-flags
 	@echo "apxs -c mod_clinic.c src/*.c (log: build.log)"
 	@$(APXS) -c -n clinic -o mod_clinic.la -Wc,-std=gnu99 $(addprefix -Wc$(comma),$(WARN)) \
 	    $(APXS_SAN) -Isrc mod_clinic.c $(SRC) $(LIBS) > build.log 2>&1 || { cat build.log; exit 1; }
 	@grep -E 'warning:|error:' build.log || true
 	@cp .libs/mod_clinic.so $@
 
-tools/mkjwt: tools/mkjwt.c src/b64url.c src/b64url.h
+tools/mkjwt: tools/mkjwt.c src/b64url.c src/b64url.h .build-flags
 	$(CC) $(UNIT_CFLAGS) -o $@ tools/mkjwt.c src/b64url.c -ljwt -ljansson -lcrypto
 
-t/unit/test_datetime: t/unit/test_datetime.c src/datetime.c src/datetime.h
+t/unit/test_datetime: .build-flags t/unit/test_datetime.c src/datetime.c src/datetime.h
 	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -lcmocka
-t/unit/test_jwk: t/unit/test_jwk.c src/jwk.c src/b64url.c src/jwk.h src/b64url.h
+t/unit/test_jwk: .build-flags t/unit/test_jwk.c src/jwk.c src/b64url.c src/jwk.h src/b64url.h
 	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -ljansson -lcrypto -lcmocka
-t/unit/test_validate: t/unit/test_validate.c src/validate.c src/datetime.c src/validate.h
+t/unit/test_validate: .build-flags t/unit/test_validate.c src/validate.c src/datetime.c src/validate.h
 	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -ljansson -lcmocka
-t/unit/test_token: t/unit/test_token.c src/token.c src/jwk.c src/b64url.c src/token.h
+t/unit/test_token: .build-flags t/unit/test_token.c src/token.c src/jwk.c src/b64url.c src/token.h
 	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) $(LIBS) -lcmocka
-t/unit/test_objectid: t/unit/test_objectid.c src/objectid.c src/objectid.h
+t/unit/test_objectid: .build-flags t/unit/test_objectid.c src/objectid.c src/objectid.h
 	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -lcrypto -lcmocka -lpthread
 
 deps:
@@ -59,7 +63,7 @@ test-unit: $(UNIT_TESTS)
 	./scripts/unit.sh $(UNIT_TESTS)
 
 test-apache: mod_clinic.so tools/mkjwt
-	./scripts/test.sh
+	CLINIC_ASAN=$(filter 1,$(ASAN)) ./scripts/test.sh
 
 test: deps
 	$(MAKE) all
@@ -76,4 +80,4 @@ install: mod_clinic.so
 
 clean:
 	rm -rf .libs src/.libs *.la *.lo *.o *.slo src/*.lo src/*.o src/*.slo src/*.la \
-	    mod_clinic.so build.log tools/mkjwt $(UNIT_TESTS)
+	    mod_clinic.so build.log .build-flags tools/mkjwt $(UNIT_TESTS)

@@ -10,7 +10,8 @@
 #   CLINIC_TEST_DBS="sqlite pgsql"   databases to run (default both)
 #   CLINIC_TEST_FILES="t/20_visits.t" only these test files
 #   CLINIC_TEST_KEEP=1               keep the work dir for inspection
-#   CLINIC_PRELOAD=...               LD_PRELOAD for httpd (ASan runtime)
+#   CLINIC_ASAN=1                    the module is built with ASan/UBSan: preload
+#                                    the runtime into httpd and fail on any report
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,7 +39,7 @@ cleanup() {
 trap cleanup EXIT
 
 cp -r "$top/t" "$top/sql" "$work/"
-cp "$top/mod_clinic.so" "$top/tools/mkjwt" "$work/"
+cp "$top/mod_clinic.so" "$top/tools/mkjwt" "$top/scripts/httpd-asan" "$work/"
 rm -rf "$work/t/unit"
 
 # Real keys, made fresh for every run.
@@ -69,6 +70,18 @@ stop_pgsql() {
     as_user "$pgbin/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null
 }
 
+httpd_cmd=$httpd
+san_env=()
+if [ -n "${CLINIC_ASAN:-}" ]; then
+    mkdir -p "$work/asan"
+    httpd_cmd="$work/httpd-asan"
+    chown -R "$user" "$work/asan" 2>/dev/null || true
+    san_env=(CLINIC_ASAN_RUNTIME="$(gcc -print-file-name=libasan.so)" CLINIC_REAL_HTTPD="$httpd"
+             ASAN_OPTIONS="log_path=$work/asan/report:detect_leaks=1:abort_on_error=0"
+             LSAN_OPTIONS="exitcode=0"
+             UBSAN_OPTIONS="print_stacktrace=1:log_path=$work/asan/report")
+fi
+
 passed=0
 failed=0
 status=0
@@ -98,9 +111,8 @@ for db in $dbs; do
         CLINIC_DBD_PARAMS="$params" CLINIC_DBD_PARAMS_DOWN="$down" CLINIC_DB_DSN="$dsn" CLINIC_KEYS="$keys" \
         CLINIC_MKJWT="$work/mkjwt" CLINIC_MODULE="$work/mod_clinic.so" \
         CLINIC_MODDIR="$(apxs -q LIBEXECDIR)" CLINIC_PGDATA="$pgdata" CLINIC_PGBIN="$pgbin" \
-        CLINIC_HTTPD="$httpd" LD_PRELOAD="${CLINIC_PRELOAD:-}" \
-        ASAN_OPTIONS="${ASAN_OPTIONS:-}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}" \
-        perl t/TEST -httpd "$httpd" -apxs "$(command -v apxs)" -port select -verbose \
+        CLINIC_HTTPD="$httpd" CLINIC_RACE_ROUNDS="${CLINIC_RACE_ROUNDS:-}" "${san_env[@]}" \
+        perl t/TEST -httpd "$httpd_cmd" -apxs "$(command -v apxs)" -port select -verbose \
         ${CLINIC_TEST_FILES:-}) 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     set -e
@@ -113,6 +125,14 @@ for db in $dbs; do
     cp "$work/t/logs/error_log" "$work/error_log-$db" 2>/dev/null || true
     [ "$db" = pgsql ] && stop_pgsql
 done
+
+if [ -n "${CLINIC_ASAN:-}" ]; then
+    # shellcheck disable=SC2046
+    if ! perl "$top/scripts/san-check.pl" $(find "$work/asan" -name 'report.*'); then
+        status=1
+        failed=$((failed + 1))
+    fi
+fi
 
 echo "apache-test: $passed passed, $failed failed"
 exit $status
