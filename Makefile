@@ -13,7 +13,7 @@ SRC      = src/add_and_link.c src/b64url.c src/datetime.c src/db.c src/jwk.c \
            src/objectid.c src/request.c src/respond.c src/startup.c src/token.c \
            src/validate.c src/visits.c
 HDR      = $(wildcard src/*.h)
-LIBS     = -ljansson -ljwt -lcrypto
+LIBS     = -ljansson -ljwt -lcrypto -lpq
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 ifeq ($(ASAN),1)
@@ -37,7 +37,7 @@ all: mod_clinic.so tools/mkjwt $(UNIT_TESTS)
 # apxs echoes every libtool command: keep them in build.log, show warnings.
 mod_clinic.so: mod_clinic.c $(SRC) $(HDR) .build-flags
 	@echo "apxs -c mod_clinic.c src/*.c (log: build.log)"
-	@$(APXS) -c -n clinic -o mod_clinic.la -Wc,-std=gnu99 $(addprefix -Wc$(comma),$(WARN)) \
+	@$(APXS) -c -n clinic -o mod_clinic.la -Wc,-std=gnu99 -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql) $(addprefix -Wc$(comma),$(WARN)) \
 	    $(APXS_SAN) -Isrc mod_clinic.c $(SRC) $(LIBS) > build.log 2>&1 || { cat build.log; exit 1; }
 	@grep -E 'warning:|error:' build.log || true
 	@cp .libs/mod_clinic.so $@

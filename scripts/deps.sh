@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="apache2 apache2-dev libaprutil1-dbd-pgsql libaprutil1-dbd-sqlite3 \
-libjansson-dev libjwt-dev libssl-dev libcmocka-dev pkg-config \
+libjansson-dev libjwt-dev libssl-dev libpq-dev libcmocka-dev pkg-config \
 libapache2-mod-perl2 libwww-perl libdbi-perl libdbd-pg-perl libdbd-sqlite3-perl sqlite3 postgresql postgresql-contrib \
 openssl curl wrk clang valgrind make gcc"
 

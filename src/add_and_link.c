@@ -69,16 +69,57 @@ static int not_found(clinic_req_t *c, json_t *data)
                   "code", "APPOINTMENT_NOT_FOUND", "data", data));
 }
 
+/* What the transaction decided. */
+enum { LINKED, NOT_FOUND, NOT_OWNER, ALREADY_LINKED };
+
+typedef struct {
+    const char *patient[11];   /* the practice_patients row */
+    const char *uid;
+    const char *appointment;
+    int outcome;
+} link_work_t;
+
+/* Insert the patient; link it only where the appointment exists, is the
+ * doctor's and is free; read the appointment only when nothing was linked.
+ * Case 8 commits the patient, cases 9 and 10 roll it back. */
+static int link_txn(clinic_db_t *db, void *arg)
+{
+    link_work_t *w = arg;
+    const char *args[3] = {w->patient[0], w->appointment, w->uid};
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row;
+    const char *owner;
+    int rc, nrows;
+
+    if ((rc = clinic_db_begin(db)) != CLINIC_DB_OK ||
+        (rc = clinic_db_exec(db, CLINIC_SQL_PP_INSERT, w->patient, &nrows)) != CLINIC_DB_OK ||
+        (rc = clinic_db_exec(db, CLINIC_SQL_APPT_LINK, args, &nrows)) != CLINIC_DB_OK)
+        return rc;
+    if (nrows == 1) {
+        w->outcome = LINKED;
+        return clinic_db_end(db, 0);
+    }
+    args[0] = w->appointment;
+    if ((rc = clinic_db_select(db, CLINIC_SQL_APPT_GET, args, &res)) != CLINIC_DB_OK)
+        return rc;
+    if (clinic_db_row(db, res, &row) != 0) {
+        w->outcome = NOT_FOUND;
+        return clinic_db_end(db, 0);
+    }
+    owner = clinic_db_col(db, row, 0);
+    w->outcome = (!owner || strcmp(owner, w->uid) != 0) ? NOT_OWNER : ALREADY_LINKED;
+    return clinic_db_end(db, 1);
+}
+
 int clinic_link_handle(request_rec *r)
 {
     clinic_req_t c;
     clinic_link_in_t in;
     clinic_db_t *db = NULL;
-    apr_dbd_results_t *res;
-    apr_dbd_row_t *row;
+    link_work_t w;
     char id[CLINIC_OBJECTID_LEN + 1], created[CLINIC_ISO_MAX];
-    const char *uid, *claim, *args[11], *owner;
-    int rc, bad_uid, nrows;
+    const char *uid, *claim;
+    int rc, bad_uid;
 
     if ((rc = clinic_request_begin(&c, r, CLINIC_SHAPE_ENVELOPE)) != CLINIC_GO)
         return rc;
@@ -95,55 +136,36 @@ int clinic_link_handle(request_rec *r)
         return clinic_fail(&c, HTTP_FORBIDDEN, "UID_MISMATCH",
                            "Token does not match doctor_id (uid)");
 
-    clinic_objectid_new((uint32_t)apr_time_sec(r->request_time), id);
+    if (clinic_objectid_new((uint32_t)apr_time_sec(r->request_time), id) != 0)
+        return clinic_fail_internal(&c, "no randomness for ObjectIds in this process");
     clinic_format_iso((clinic_time_t)r->request_time, 0, created);
-    args[0] = id;
-    args[1] = uid;
-    args[2] = apr_pstrmemdup(r->pool, in.first, in.first_len);
-    args[3] = apr_pstrmemdup(r->pool, in.last, in.last_len);
-    args[4] = in.dob;
-    args[5] = json_text(r, in.address);
-    args[6] = json_text(r, in.insurance);
-    args[7] = json_text(r, in.contact);
-    args[8] = in.medical_history;
-    args[9] = in.current_medications;
-    args[10] = created;
+    w.uid = uid;
+    w.appointment = in.appointment_id;
+    w.patient[0] = id;
+    w.patient[1] = uid;
+    w.patient[2] = apr_pstrmemdup(r->pool, in.first, in.first_len);
+    w.patient[3] = apr_pstrmemdup(r->pool, in.last, in.last_len);
+    w.patient[4] = in.dob;
+    w.patient[5] = json_text(r, in.address);
+    w.patient[6] = json_text(r, in.insurance);
+    w.patient[7] = json_text(r, in.contact);
+    w.patient[8] = in.medical_history;
+    w.patient[9] = in.current_medications;
+    w.patient[10] = created;
 
     if ((rc = clinic_db_acquire(r, &db)) != CLINIC_DB_OK ||
-        (rc = clinic_db_begin(db)) != CLINIC_DB_OK ||
-        (rc = clinic_db_exec(db, CLINIC_SQL_PP_INSERT, args, &nrows)) != CLINIC_DB_OK)
-        goto db_failed;
-    args[0] = id;
-    args[1] = in.appointment_id;
-    args[2] = uid;
-    if ((rc = clinic_db_exec(db, CLINIC_SQL_APPT_LINK, args, &nrows)) != CLINIC_DB_OK)
-        goto db_failed;
-    if (nrows == 1) {
-        if ((rc = clinic_db_end(db, 0)) != CLINIC_DB_OK)
-            goto db_failed;
+        (rc = clinic_db_run(db, link_txn, &w)) != CLINIC_DB_OK)
+        return clinic_db_fail(&c, rc);
+    switch (w.outcome) {
+    case LINKED:
         return envelope_ok(&c, clinic_link_data(&in, id, uid));
-    }
-
-    /* Nothing linked: find out why. */
-    args[0] = in.appointment_id;
-    if ((rc = clinic_db_select(db, CLINIC_SQL_APPT_GET, args, &res)) != CLINIC_DB_OK)
-        goto db_failed;
-    if (clinic_db_row(db, res, &row) != 0) {
-        if ((rc = clinic_db_end(db, 0)) != CLINIC_DB_OK)
-            goto db_failed;
+    case NOT_FOUND:
         return not_found(&c, clinic_link_data(&in, id, uid));
-    }
-    owner = clinic_db_col(db, row, 0);
-    if ((rc = clinic_db_end(db, 1)) != CLINIC_DB_OK)
-        goto db_failed;
-    if (!owner || strcmp(owner, uid) != 0)
+    case NOT_OWNER:
         return clinic_fail(&c, HTTP_FORBIDDEN, "NOT_APPOINTMENT_OWNER",
                            "Doctor does not own this appointment");
-    return clinic_fail(&c, HTTP_CONFLICT, "APPOINTMENT_ALREADY_LINKED",
-                       "Appointment already linked to a patient");
-
-db_failed:
-    if (db)
-        clinic_db_end(db, 1);
-    return clinic_db_fail(&c, rc);
+    default:
+        return clinic_fail(&c, HTTP_CONFLICT, "APPOINTMENT_ALREADY_LINKED",
+                           "Appointment already linked to a patient");
+    }
 }

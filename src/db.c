@@ -6,7 +6,19 @@
  *  - JSON goes through CAST(... AS clinic_json_text): a jsonb domain in
  *    PostgreSQL, a name with TEXT affinity in SQLite;
  *  - timestamps travel as ISO 8601 text in UTC.
+ *
+ * Transactions are BEGIN/COMMIT/ROLLBACK sent as plain queries: apr-util
+ * 1.6's pgsql apr_dbd_transaction_start dereferences NULL when BEGIN fails
+ * (a pooled connection whose server restarted), so it is not used.
+ *
+ * Failures are sorted by SQLSTATE (libpq's verbose messages carry it): the
+ * database gone, overloaded or a statement timeout is a 503; a session that
+ * lost its prepared statements (PQreset after a server restart, or 26000)
+ * is repaired by preparing them again, and the unit of work is run once
+ * more when that cannot write twice.
  */
+#include <libpq-fe.h>
+
 #include "db.h"
 #include "http_protocol.h"
 #include "apr_optional.h"
@@ -17,34 +29,34 @@ static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *dbd_prepare;
 static const struct {
     const char *label;
     const char *sql;
+    int nargs;
+    int writes;        /* running it twice could write twice */
 } stmts[CLINIC_SQL_COUNT] = {
     [CLINIC_SQL_PATIENT_GET] = {"clinic_patient_get",
         "SELECT id, village_prefix, name, identification_number, contact_no, gender,"
         " date_of_birth, poor, bs2, sabai, drug_allergy, face_encodings, picture"
-        " FROM patients WHERE id = %d"},
+        " FROM patients WHERE id = %d", 1, 0},
     [CLINIC_SQL_VISIT_INSERT] = {"clinic_visit_insert",
         "INSERT INTO visits (patient_id, date, status) VALUES (%d, %pDz, %s)"
-        " RETURNING id"},
+        " RETURNING id", 3, 1},
     [CLINIC_SQL_PP_INSERT] = {"clinic_pp_insert",
         "INSERT INTO practice_patients (id, doctor_id, first_name, last_name,"
         " date_of_birth, address, insurance, contact, medical_history,"
         " current_medications, created_at) VALUES (%s, %s, %s, %s, %pDd,"
         " CAST(%s AS clinic_json_text), CAST(%s AS clinic_json_text),"
-        " CAST(%s AS clinic_json_text), %pDt, %pDt, %pDz)"},
+        " CAST(%s AS clinic_json_text), %pDt, %pDt, %pDz)", 11, 1},
     [CLINIC_SQL_APPT_LINK] = {"clinic_appt_link",
         "UPDATE appointments SET patient_id = %s"
-        " WHERE id = %s AND doctor_id = %s AND patient_id IS NULL"},
+        " WHERE id = %s AND doctor_id = %s AND patient_id IS NULL", 3, 1},
     [CLINIC_SQL_APPT_GET] = {"clinic_appt_get",
-        "SELECT doctor_id, patient_id FROM appointments WHERE id = %s"},
+        "SELECT doctor_id, patient_id FROM appointments WHERE id = %s", 1, 0},
 };
 
 int clinic_db_init(server_rec *s, int needed)
 {
     dbd_acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
     dbd_prepare = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
-    if (dbd_acquire && dbd_prepare)
-        return OK;
-    if (!needed)
+    if ((dbd_acquire && dbd_prepare) || !needed)
         return OK;
     ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APLOGNO(10510)
                  "clinic: mod_dbd is not loaded: add \"LoadModule dbd_module "
@@ -63,24 +75,105 @@ void clinic_db_register_statements(server_rec *s)
             dbd_prepare(s, stmts[i].sql, stmts[i].label);
 }
 
+/* The SQLSTATE of a verbose libpq message ("ERROR:  57014: ..."), or "". */
+static void sqlstate(const char *msg, char out[6])
+{
+    const char *p = msg ? strstr(msg, ":  ") : NULL;
+
+    out[0] = '\0';
+    if (p && strlen(p + 3) > 5 && p[8] == ':')
+        apr_cpystrn(out, p + 3, 6);
+}
+
+/* Errors that say "try again later" rather than "this request is wrong". */
+static int transient(const char *st)
+{
+    static const char *const codes[] = {"57014", "55P03", "40001", "40P01", "57P01",
+                                        "57P02", "57P03", NULL};
+    int i;
+
+    if (!strncmp(st, "08", 2) || !strncmp(st, "53", 2))
+        return 1;
+    for (i = 0; codes[i]; i++)
+        if (!strcmp(st, codes[i]))
+            return 1;
+    return 0;
+}
+
 /* Log a driver error: its first line only, since PostgreSQL's DETAIL lines
  * may quote row values (patient data). */
-static void log_db_error(clinic_db_t *db, int rv, const char *what)
+static const char *log_db_error(clinic_db_t *db, int rv, const char *what)
 {
     const char *msg = apr_dbd_error(db->dbd->driver, db->dbd->handle, rv);
     size_t n = msg ? strcspn(msg, "\r\n") : 0;
 
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r, APLOGNO(10511)
                   "clinic: %s failed (%d): %.*s", what, rv, (int)n, msg ? msg : "");
+    return msg;
 }
 
-/* After a failed statement: is the database gone, or was it this statement? */
-static int classify(clinic_db_t *db, int rv, const char *what)
+/* After a failed step: what to answer. `repeatable` says whether running
+ * the unit of work again could not write twice. */
+static int classify(clinic_db_t *db, int rv, const char *what, int repeatable)
 {
-    log_db_error(db, rv, what);
-    if (apr_dbd_check_conn(db->dbd->driver, db->r->pool, db->dbd->handle) != APR_SUCCESS)
-        return CLINIC_DB_DOWN;
-    return CLINIC_DB_ERROR;
+    const char *msg = log_db_error(db, rv, what);
+    char st[6];
+
+    if (!db->pgsql)   /* sqlite3: SQLITE_BUSY / SQLITE_LOCKED after its retries */
+        return (rv == 5 || rv == 6) ? CLINIC_DB_DOWN : CLINIC_DB_ERROR;
+
+    if (PQstatus(apr_dbd_native_handle(db->dbd->driver, db->dbd->handle)) == CONNECTION_BAD) {
+        /* The server went away under a pooled connection: PQreset it now. */
+        db->in_txn = 0;
+        if (apr_dbd_check_conn(db->dbd->driver, db->r->pool, db->dbd->handle) != APR_SUCCESS)
+            return CLINIC_DB_DOWN;
+        db->repair = 1;
+        return repeatable && !db->retried ? CLINIC_DB_RETRY : CLINIC_DB_DOWN;
+    }
+    sqlstate(msg, st);
+    if (!strcmp(st, "26000")) {   /* prepared statement does not exist: never ran */
+        db->repair = 1;
+        return db->retried ? CLINIC_DB_DOWN : CLINIC_DB_RETRY;
+    }
+    return transient(st) ? CLINIC_DB_DOWN : CLINIC_DB_ERROR;
+}
+
+/* Prepare the module's statements again on this session. */
+static int repair(clinic_db_t *db)
+{
+    int i, rv;
+    char st[6];
+
+    for (i = 0; i < CLINIC_SQL_COUNT; i++) {
+        apr_dbd_prepared_t *p = NULL;
+        rv = apr_dbd_prepare(db->dbd->driver, db->dbd->pool, db->dbd->handle,
+                             stmts[i].sql, stmts[i].label, &p);
+        if (rv == 0) {
+            apr_hash_set(db->dbd->prepared, stmts[i].label, APR_HASH_KEY_STRING, p);
+            continue;
+        }
+        sqlstate(apr_dbd_error(db->dbd->driver, db->dbd->handle, rv), st);
+        if (strcmp(st, "42P05") != 0) {   /* "already exists" is fine */
+            log_db_error(db, rv, "re-preparing statements");
+            return CLINIC_DB_DOWN;
+        }
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, db->r, APLOGNO(10514)
+                  "clinic: database session was reset; statements prepared again");
+    db->repair = 0;
+    return CLINIC_DB_OK;
+}
+
+/* Registered after mod_dbd's own release cleanup, so it runs first: a
+ * transaction some path left open is rolled back before the connection goes
+ * back to the pool. */
+static apr_status_t txn_cleanup(void *d)
+{
+    clinic_db_t *db = d;
+
+    if (db->in_txn)
+        clinic_db_end(db, 1);
+    return APR_SUCCESS;
 }
 
 int clinic_db_acquire(request_rec *r, clinic_db_t **dbp)
@@ -95,6 +188,11 @@ int clinic_db_acquire(request_rec *r, clinic_db_t **dbp)
                       "clinic: no database connection from mod_dbd");
         return CLINIC_DB_DOWN;
     }
+    db->pgsql = !strcmp(apr_dbd_name(db->dbd->driver), "pgsql");
+    if (db->pgsql)   /* messages then carry the SQLSTATE */
+        PQsetErrorVerbosity(apr_dbd_native_handle(db->dbd->driver, db->dbd->handle),
+                            PQERRORS_VERBOSE);
+    apr_pool_cleanup_register(r->pool, db, txn_cleanup, apr_pool_cleanup_null);
     return CLINIC_DB_OK;
 }
 
@@ -109,16 +207,6 @@ static apr_dbd_prepared_t *statement(clinic_db_t *db, clinic_sql_t q)
     return st;
 }
 
-static int nargs(const char *sql)
-{
-    int n = 0;
-
-    for (; *sql; sql++)
-        if (*sql == '%' && sql[1] != '%')
-            n++;
-    return n;
-}
-
 int clinic_db_select(clinic_db_t *db, clinic_sql_t q, const char **args,
                      apr_dbd_results_t **res)
 {
@@ -129,8 +217,9 @@ int clinic_db_select(clinic_db_t *db, clinic_sql_t q, const char **args,
         return CLINIC_DB_ERROR;
     *res = NULL;
     rv = apr_dbd_pselect(db->dbd->driver, db->r->pool, db->dbd->handle, res, st,
-                         1, nargs(stmts[q].sql), args);
-    return rv == 0 ? CLINIC_DB_OK : classify(db, rv, stmts[q].label);
+                         1, stmts[q].nargs, args);
+    return rv == 0 ? CLINIC_DB_OK
+                   : classify(db, rv, stmts[q].label, db->in_txn || !stmts[q].writes);
 }
 
 int clinic_db_exec(clinic_db_t *db, clinic_sql_t q, const char **args, int *nrows)
@@ -142,8 +231,9 @@ int clinic_db_exec(clinic_db_t *db, clinic_sql_t q, const char **args, int *nrow
         return CLINIC_DB_ERROR;
     *nrows = 0;
     rv = apr_dbd_pquery(db->dbd->driver, db->r->pool, db->dbd->handle, nrows, st,
-                        nargs(stmts[q].sql), args);
-    return rv == 0 ? CLINIC_DB_OK : classify(db, rv, stmts[q].label);
+                        stmts[q].nargs, args);
+    return rv == 0 ? CLINIC_DB_OK
+                   : classify(db, rv, stmts[q].label, db->in_txn || !stmts[q].writes);
 }
 
 int clinic_db_row(clinic_db_t *db, apr_dbd_results_t *res, apr_dbd_row_t **row)
@@ -161,41 +251,49 @@ const char *clinic_db_col(clinic_db_t *db, apr_dbd_row_t *row, int col)
     return v;
 }
 
-/* Registered after mod_dbd's own release cleanup, so it runs first: a
- * transaction some path left open is rolled back before the connection goes
- * back to the pool. */
-static apr_status_t txn_cleanup(void *d)
-{
-    clinic_db_t *db = d;
-
-    if (db->txn)
-        clinic_db_end(db, 1);
-    return APR_SUCCESS;
-}
-
 int clinic_db_begin(clinic_db_t *db)
 {
-    int rv;
+    int n, rv;
 
-    apr_pool_cleanup_kill(db->r->pool, db, txn_cleanup);
-    apr_pool_cleanup_register(db->r->pool, db, txn_cleanup, apr_pool_cleanup_null);
-    db->txn = NULL;
-    rv = apr_dbd_transaction_start(db->dbd->driver, db->r->pool, db->dbd->handle,
-                                   &db->txn);
-    return rv == 0 ? CLINIC_DB_OK : classify(db, rv, "BEGIN");
+    /* SQLite: take the write lock now, so that racing writers queue here
+     * (with the driver's busy retries) instead of failing at COMMIT. */
+    rv = apr_dbd_query(db->dbd->driver, db->dbd->handle, &n,
+                       db->pgsql ? "BEGIN" : "BEGIN IMMEDIATE");
+    if (rv != 0)
+        return classify(db, rv, "BEGIN", 1);
+    db->in_txn = 1;
+    return CLINIC_DB_OK;
 }
 
 int clinic_db_end(clinic_db_t *db, int rollback)
 {
-    int rv;
+    int n, rv;
 
-    if (!db->txn)
+    if (!db->in_txn)
         return CLINIC_DB_OK;
-    if (rollback)
-        apr_dbd_transaction_mode_set(db->dbd->driver, db->txn, APR_DBD_TRANSACTION_ROLLBACK);
-    rv = apr_dbd_transaction_end(db->dbd->driver, db->r->pool, db->txn);
-    db->txn = NULL;
-    return rv == 0 ? CLINIC_DB_OK : classify(db, rv, rollback ? "ROLLBACK" : "COMMIT");
+    db->in_txn = 0;
+    rv = apr_dbd_query(db->dbd->driver, db->dbd->handle, &n, rollback ? "ROLLBACK" : "COMMIT");
+    /* A COMMIT whose outcome is unknown must not be repeated. */
+    return rv == 0 ? CLINIC_DB_OK : classify(db, rv, rollback ? "ROLLBACK" : "COMMIT", 0);
+}
+
+int clinic_db_run(clinic_db_t *db, int (*work)(clinic_db_t *db, void *arg), void *arg)
+{
+    int rc = work(db, arg);
+
+    if (rc != CLINIC_DB_OK)
+        clinic_db_end(db, 1);
+    if (rc == CLINIC_DB_RETRY) {
+        db->retried = 1;
+        if (db->repair && (rc = repair(db)) != CLINIC_DB_OK)
+            return rc;
+        rc = work(db, arg);
+        if (rc != CLINIC_DB_OK)
+            clinic_db_end(db, 1);
+        if (rc == CLINIC_DB_RETRY)
+            rc = CLINIC_DB_DOWN;
+    }
+    return rc;
 }
 
 int clinic_db_fail(clinic_req_t *c, int outcome)

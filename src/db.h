@@ -20,13 +20,17 @@ typedef enum {
 
 /* Outcome of a database step. */
 #define CLINIC_DB_OK    0
-#define CLINIC_DB_DOWN  1    /* unreachable: answer 503 */
+#define CLINIC_DB_DOWN  1    /* unreachable, overloaded, timed out: answer 503 */
 #define CLINIC_DB_ERROR 2    /* anything else: answer 500 */
+#define CLINIC_DB_RETRY 3    /* the connection was repaired: run the unit again */
 
 typedef struct {
     request_rec *r;
     ap_dbd_t *dbd;
-    apr_dbd_transaction_t *txn;
+    int pgsql;         /* the pgsql driver (else sqlite3) */
+    int in_txn;        /* inside our BEGIN */
+    int retried;       /* a unit of work was already run again once */
+    int repair;        /* the session lost its prepared statements */
 } clinic_db_t;
 
 /* The handle lives in r->pool (a cleanup refers to it). */
@@ -42,8 +46,13 @@ int clinic_db_row(clinic_db_t *db, apr_dbd_results_t *res, apr_dbd_row_t **row);
 const char *clinic_db_col(clinic_db_t *db, apr_dbd_row_t *row, int col);
 
 int clinic_db_begin(clinic_db_t *db);
-/* Commit, or roll back when rollback is set (or the transaction failed). */
+/* Commit, or roll back when rollback is set. */
 int clinic_db_end(clinic_db_t *db, int rollback);
+
+/* Run one unit of work; when it answers CLINIC_DB_RETRY (a stale pooled
+ * connection was reset and lost its prepared statements, and nothing can
+ * have been written), roll back, re-prepare and run it once more. */
+int clinic_db_run(clinic_db_t *db, int (*work)(clinic_db_t *db, void *arg), void *arg);
 
 /* Answer a failed database step in the route's shape. */
 int clinic_db_fail(clinic_req_t *c, int outcome);

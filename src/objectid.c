@@ -10,6 +10,7 @@
 
 static unsigned char process_random[5];
 static uint32_t counter;
+static int ready;
 
 int clinic_objectid_init(void)
 {
@@ -29,16 +30,20 @@ int clinic_objectid_init(void)
         process_random[got] = buf[got];
     __atomic_store_n(&counter, ((uint32_t)buf[5] << 16) | ((uint32_t)buf[6] << 8) | buf[7],
                      __ATOMIC_RELAXED);
+    __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
     return 0;
 }
 
-void clinic_objectid_new(uint32_t seconds, char out[CLINIC_OBJECTID_LEN + 1])
+int clinic_objectid_new(uint32_t seconds, char out[CLINIC_OBJECTID_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
-    uint32_t n = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED) & 0xFFFFFFu;
+    uint32_t n;
     unsigned char b[12];
     int i;
 
+    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
+        return -1;
+    n = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED) & 0xFFFFFFu;
     b[0] = (unsigned char)(seconds >> 24);
     b[1] = (unsigned char)(seconds >> 16);
     b[2] = (unsigned char)(seconds >> 8);
@@ -53,4 +58,5 @@ void clinic_objectid_new(uint32_t seconds, char out[CLINIC_OBJECTID_LEN + 1])
         out[2 * i + 1] = hex[b[i] & 15];
     }
     out[CLINIC_OBJECTID_LEN] = '\0';
+    return 0;
 }

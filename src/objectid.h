@@ -15,7 +15,8 @@
  * clinic_objectid_new. 0 ok, -1 if no randomness could be had. */
 int clinic_objectid_init(void);
 
-/* Write 24 lowercase hex digits and a NUL into out; thread-safe. */
-void clinic_objectid_new(uint32_t seconds, char out[CLINIC_OBJECTID_LEN + 1]);
+/* Write 24 lowercase hex digits and a NUL into out; thread-safe. -1 (and
+ * nothing written) when clinic_objectid_init has not succeeded. */
+int clinic_objectid_new(uint32_t seconds, char out[CLINIC_OBJECTID_LEN + 1]);
 
 #endif

@@ -97,16 +97,45 @@ static json_t *patient_json(clinic_req_t *c, clinic_db_t *db, apr_dbd_row_t *row
     return p;
 }
 
+/* The database steps, each a unit clinic_db_run may run twice. */
+typedef struct {
+    const char *args[3];     /* pk, when (UTC), status */
+    apr_dbd_row_t *patient;  /* the patient row, NULL if none */
+    const char *visit_id;
+} visit_work_t;
+
+static int find_patient(clinic_db_t *db, void *arg)
+{
+    visit_work_t *w = arg;
+    apr_dbd_results_t *res;
+    int rc = clinic_db_select(db, CLINIC_SQL_PATIENT_GET, w->args, &res);
+
+    if (rc == CLINIC_DB_OK && clinic_db_row(db, res, &w->patient) != 0)
+        w->patient = NULL;
+    return rc;
+}
+
+static int insert_visit(clinic_db_t *db, void *arg)
+{
+    visit_work_t *w = arg;
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row;
+    int rc = clinic_db_select(db, CLINIC_SQL_VISIT_INSERT, w->args, &res);
+
+    w->visit_id = NULL;
+    if (rc == CLINIC_DB_OK && clinic_db_row(db, res, &row) == 0)
+        w->visit_id = clinic_db_col(db, row, 0);
+    return rc;
+}
+
 int clinic_visits_handle(request_rec *r)
 {
     clinic_req_t c;
     clinic_visit_in_t v;
     clinic_db_t *db = NULL;
-    apr_dbd_results_t *res;
-    apr_dbd_row_t *row = NULL;
+    visit_work_t w = {{NULL, NULL, NULL}, NULL, NULL};
     char missing[160], when[CLINIC_ISO_MAX], pk[24];
-    const char *args[3], *status, *vid;
-    json_t *patient = NULL, *visit;
+    json_t *patient, *visit;
     int rc, nerr;
 
     if ((rc = clinic_request_begin(&c, r, CLINIC_SHAPE_DRF)) != CLINIC_GO)
@@ -119,11 +148,11 @@ int clinic_visits_handle(request_rec *r)
     if (!v.err_patient) {
         /* DRF reports a missing patient together with the other field errors. */
         apr_snprintf(pk, sizeof pk, "%" APR_INT64_T_FMT, (apr_int64_t)v.pk);
-        args[0] = pk;
+        w.args[0] = pk;
         if ((rc = clinic_db_acquire(r, &db)) != CLINIC_DB_OK ||
-            (rc = clinic_db_select(db, CLINIC_SQL_PATIENT_GET, args, &res)) != CLINIC_DB_OK)
+            (rc = clinic_db_run(db, find_patient, &w)) != CLINIC_DB_OK)
             return clinic_db_fail(&c, rc);
-        if (clinic_db_row(db, res, &row) != 0) {
+        if (!w.patient) {
             clinic_visit_pk_missing(&v, missing, sizeof missing);
             nerr++;
         }
@@ -131,26 +160,24 @@ int clinic_visits_handle(request_rec *r)
     if (nerr || v.err_nonfield)
         return clinic_send_json(&c, HTTP_BAD_REQUEST, clinic_visit_errors(&v));
 
-    patient = patient_json(&c, db, row);
+    patient = clinic_json_pool(r->pool, patient_json(&c, db, w.patient));
     if (!patient)
         return clinic_fail_internal(&c, "patient row unreadable");
-    clinic_json_pool(r->pool, patient);
     if (!v.when_given)
         v.when = (clinic_time_t)r->request_time;
     clinic_format_iso(v.when, 0, when);
-    status = apr_pstrmemdup(r->pool, v.status, v.status_len);
-    args[1] = when;
-    args[2] = status;
-    if ((rc = clinic_db_select(db, CLINIC_SQL_VISIT_INSERT, args, &res)) != CLINIC_DB_OK)
+    w.args[1] = when;
+    w.args[2] = apr_pstrmemdup(r->pool, v.status, v.status_len);
+    if ((rc = clinic_db_run(db, insert_visit, &w)) != CLINIC_DB_OK)
         return clinic_db_fail(&c, rc);
-    if (clinic_db_row(db, res, &row) != 0 || !(vid = clinic_db_col(db, row, 0)))
+    if (!w.visit_id)
         return clinic_fail_internal(&c, "visit insert returned no id");
 
     clinic_format_iso(v.when, c.conf->time_offset, when);
     visit = json_object();
-    json_object_set_new(visit, "id", json_integer(apr_atoi64(vid)));
+    json_object_set_new(visit, "id", json_integer(apr_atoi64(w.visit_id)));
     json_object_set(visit, "patient", patient);
     json_object_set_new(visit, "date", json_string(when));
-    json_object_set_new(visit, "status", json_string(status));
+    json_object_set_new(visit, "status", json_string(w.args[2]));
     return clinic_send_json(&c, HTTP_OK, json_pack("[o]", visit));
 }
