@@ -59,8 +59,10 @@ chown -R "$user" "$work" 2>/dev/null || true
 start_pgsql() {
     pgdata="$work/pg"
     as_user "$pgbin/initdb" -D "$pgdata" -E UTF8 --locale=C.UTF-8 -A trust -U "$user" >/dev/null
-    as_user "$pgbin/pg_ctl" -D "$pgdata" -l "$work/pg.log" -w \
-        -o "-k $pgdata -c listen_addresses='' -c fsync=off -c max_connections=100" start >/dev/null
+    # In the cluster's own config, so that the fault tests' restarts keep it.
+    printf "unix_socket_directories = '%s'\nlisten_addresses = ''\nfsync = off\nmax_connections = 100\n" \
+        "$pgdata" | as_user tee -a "$pgdata/postgresql.conf" >/dev/null
+    as_user "$pgbin/pg_ctl" -D "$pgdata" -l "$work/pg.log" -w start >/dev/null
     as_user "$pgbin/createdb" -h "$pgdata" clinic
     as_user psql -q -h "$pgdata" -d clinic -v ON_ERROR_STOP=1 -f "$work/sql/schema-pgsql.sql" \
         -f "$work/sql/demo-data.sql" -f "$work/sql/demo-sequences-pgsql.sql" >/dev/null
@@ -97,7 +99,8 @@ for db in $dbs; do
         ;;
     pgsql)
         start_pgsql
-        driver=pgsql params="host=$pgdata dbname=clinic user=$user connect_timeout=2"
+        driver=pgsql
+        params="host=$pgdata dbname=clinic user=$user connect_timeout=2 options='-c statement_timeout=3000'"
         dsn="dbi:Pg:host=$pgdata;dbname=clinic"
         down="host=$work/no-such-dir dbname=clinic user=$user connect_timeout=2"
         ;;
