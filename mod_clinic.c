@@ -24,6 +24,7 @@ void *clinic_create_dir_conf(apr_pool_t *p, char *dir)
     c->auth = CLINIC_UNSET;
     c->leeway = CLINIC_UNSET;
     c->max_body = CLINIC_UNSET;
+    c->idem_ttl = CLINIC_UNSET;
     return c;
 }
 
@@ -46,6 +47,7 @@ void *clinic_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->time_offset_set = add->time_offset_set || base->time_offset_set;
     c->time_offset = add->time_offset_set ? add->time_offset : base->time_offset;
     c->picture_base = MERGE_PTR(picture_base);
+    c->idem_ttl = MERGE_INT(idem_ttl);
     return c;
 }
 
@@ -200,6 +202,18 @@ static const char *set_offset(cmd_parms *cmd, void *cfg, const char *arg)
     return NULL;
 }
 
+static const char *set_idem_ttl(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (*arg == '\0' || *end || v < 1 || v > 31 * 86400)
+        return apr_psprintf(cmd->pool, "ClinicIdempotencyTTL: '%s' is not 1-2678400 seconds",
+                            arg);
+    ((clinic_dir_conf *)cfg)->idem_ttl = v;
+    return NULL;
+}
+
 #define DIRCONF (RSRC_CONF | ACCESS_CONF)
 
 static const command_rec clinic_cmds[] = {
@@ -228,6 +242,8 @@ static const command_rec clinic_cmds[] = {
     AP_INIT_TAKE1("ClinicPictureBaseURL", set_str,
                   (void *)APR_OFFSETOF(clinic_dir_conf, picture_base), DIRCONF,
                   "URL put before a patient's stored picture"),
+    AP_INIT_TAKE1("ClinicIdempotencyTTL", set_idem_ttl, NULL, DIRCONF,
+                  "seconds an Idempotency-Key is remembered (default 86400)"),
     {NULL}
 };
 

@@ -52,3 +52,19 @@ CREATE TABLE appointments (
     status     varchar(32) NOT NULL DEFAULT 'scheduled'
 );
 CREATE INDEX appointments_doctor_id_idx ON appointments (doctor_id);
+
+-- Idempotency-Key answers (CONTRACT section 9), shared by every node of a farm.
+-- Expired rows are ignored; delete them now and then:
+--   DELETE FROM idempotency_keys WHERE expires_at < strftime('%Y-%m-%dT%H:%M:%SZ', 'now');
+CREATE TABLE idempotency_keys (
+    caller      TEXT         NOT NULL,   -- sub:<token sub> | uid:<doctor> | ip:<address>
+    route       varchar(32)  NOT NULL,
+    key         varchar(255) NOT NULL,
+    fingerprint char(64)     NOT NULL,   -- SHA-256 of route, query string and body
+    status      integer      NULL,       -- NULL while the first request runs
+    body        TEXT         NULL,
+    created_at  TEXT NOT NULL,
+    expires_at  TEXT NOT NULL,
+    PRIMARY KEY (caller, route, key)
+);
+CREATE INDEX idempotency_keys_expires_at_idx ON idempotency_keys (expires_at);

@@ -7,6 +7,7 @@
  */
 #include "clinic.h"
 #include "db.h"
+#include "idempotency.h"
 #include "objectid.h"
 #include "http_protocol.h"
 #include "util_script.h"
@@ -55,33 +56,34 @@ static const char *json_text(request_rec *r, json_t *v)
     return copy;
 }
 
-static int envelope_ok(clinic_req_t *c, json_t *data)
-{
-    return clinic_send_json(c, HTTP_OK, json_pack("{s:b, s:o}", "success", 1, "data", data));
-}
-
-/* Case 8: the patient was created and committed but nothing was linked. */
-static int not_found(clinic_req_t *c, json_t *data)
-{
-    return clinic_send_json(c, HTTP_NOT_FOUND,
-        json_pack("{s:b, s:s, s:s, s:o}", "success", 0,
-                  "error", "Appointment not found (patient created but not linked)",
-                  "code", "APPOINTMENT_NOT_FOUND", "data", data));
-}
-
 /* What the transaction decided. */
 enum { LINKED, NOT_FOUND, NOT_OWNER, ALREADY_LINKED };
+
+static const struct {
+    int status;
+    const char *code, *error;
+} refusals[] = {
+    [NOT_OWNER] = {HTTP_FORBIDDEN, "NOT_APPOINTMENT_OWNER", "Doctor does not own this appointment"},
+    [ALREADY_LINKED] = {HTTP_CONFLICT, "APPOINTMENT_ALREADY_LINKED",
+                        "Appointment already linked to a patient"},
+};
 
 typedef struct {
     const char *patient[11];   /* the practice_patients row */
     const char *uid;
     const char *appointment;
+    const char *answers[4];    /* serialised answer of each outcome */
+    clinic_idem_t *idem;
     int outcome;
 } link_work_t;
 
+static const int outcome_status[] = {HTTP_OK, HTTP_NOT_FOUND, HTTP_FORBIDDEN, HTTP_CONFLICT};
+
 /* Insert the patient; link it only where the appointment exists, is the
  * doctor's and is free; read the appointment only when nothing was linked.
- * Case 8 commits the patient, cases 9 and 10 roll it back. */
+ * Case 8 commits the patient, cases 9 and 10 roll it back. The answer is
+ * stored under an Idempotency-Key in the same transaction when it commits,
+ * and on its own after a rollback (nothing else was written then). */
 static int link_txn(clinic_db_t *db, void *arg)
 {
     link_work_t *w = arg;
@@ -97,29 +99,55 @@ static int link_txn(clinic_db_t *db, void *arg)
         return rc;
     if (nrows == 1) {
         w->outcome = LINKED;
-        return clinic_db_end(db, 0);
+    } else {
+        args[0] = w->appointment;
+        if ((rc = clinic_db_select(db, CLINIC_SQL_APPT_GET, args, &res)) != CLINIC_DB_OK)
+            return rc;
+        if (clinic_db_row(db, res, &row) != 0) {
+            w->outcome = NOT_FOUND;
+        } else {
+            owner = clinic_db_col(db, row, 0);
+            w->outcome = (!owner || strcmp(owner, w->uid) != 0) ? NOT_OWNER : ALREADY_LINKED;
+            if ((rc = clinic_db_end(db, 1)) != CLINIC_DB_OK)
+                return rc;
+            return clinic_idem_finish(db, w->idem, outcome_status[w->outcome],
+                                      w->answers[w->outcome]);
+        }
     }
-    args[0] = w->appointment;
-    if ((rc = clinic_db_select(db, CLINIC_SQL_APPT_GET, args, &res)) != CLINIC_DB_OK)
+    if ((rc = clinic_idem_finish(db, w->idem, outcome_status[w->outcome],
+                                 w->answers[w->outcome])) != CLINIC_DB_OK)
         return rc;
-    if (clinic_db_row(db, res, &row) != 0) {
-        w->outcome = NOT_FOUND;
-        return clinic_db_end(db, 0);
-    }
-    owner = clinic_db_col(db, row, 0);
-    w->outcome = (!owner || strcmp(owner, w->uid) != 0) ? NOT_OWNER : ALREADY_LINKED;
-    return clinic_db_end(db, 1);
+    return clinic_db_end(db, 0);
+}
+
+/* Every answer the transaction may give, serialised before it starts. */
+static void prepare_answers(clinic_req_t *c, link_work_t *w, json_t *data)
+{
+    apr_pool_t *p = c->r->pool;
+    int i;
+
+    w->answers[LINKED] = clinic_json_text(p, json_pack("{s:b, s:O}", "success", 1, "data", data));
+    w->answers[NOT_FOUND] = clinic_json_text(p,
+        json_pack("{s:b, s:s, s:s, s:O}", "success", 0,
+                  "error", "Appointment not found (patient created but not linked)",
+                  "code", "APPOINTMENT_NOT_FOUND", "data", data));
+    for (i = NOT_OWNER; i <= ALREADY_LINKED; i++)
+        w->answers[i] = clinic_json_text(p, json_pack("{s:b, s:s, s:s}", "success", 0,
+                                                      "error", refusals[i].error,
+                                                      "code", refusals[i].code));
+    json_decref(data);
 }
 
 int clinic_link_handle(request_rec *r)
 {
     clinic_req_t c;
     clinic_link_in_t in;
+    clinic_idem_t idem;
     clinic_db_t *db = NULL;
     link_work_t w;
     char id[CLINIC_OBJECTID_LEN + 1], created[CLINIC_ISO_MAX];
     const char *uid, *claim;
-    int rc, bad_uid;
+    int rc, bad_uid, i;
 
     if ((rc = clinic_request_begin(&c, r, CLINIC_SHAPE_ENVELOPE)) != CLINIC_GO)
         return rc;
@@ -135,10 +163,15 @@ int clinic_link_handle(request_rec *r)
     if (c.claims && *claim && !clinic_claim_equals(c.claims, claim, uid))
         return clinic_fail(&c, HTTP_FORBIDDEN, "UID_MISMATCH",
                            "Token does not match doctor_id (uid)");
+    if ((rc = clinic_idem_prepare(&c, &idem, "add_and_link",
+                                  apr_pstrcat(r->pool, "uid:", uid, NULL))) != CLINIC_GO)
+        return rc;
 
     if (clinic_objectid_new((uint32_t)apr_time_sec(r->request_time), id) != 0)
         return clinic_fail_internal(&c, "no randomness for ObjectIds in this process");
     clinic_format_iso((clinic_time_t)r->request_time, 0, created);
+    memset(&w, 0, sizeof w);
+    w.idem = &idem;
     w.uid = uid;
     w.appointment = in.appointment_id;
     w.patient[0] = id;
@@ -152,20 +185,18 @@ int clinic_link_handle(request_rec *r)
     w.patient[8] = in.medical_history;
     w.patient[9] = in.current_medications;
     w.patient[10] = created;
+    prepare_answers(&c, &w, clinic_link_data(&in, id, uid));
+    for (i = 0; i < 4; i++)
+        if (!w.answers[i])
+            return clinic_fail_internal(&c, "cannot serialise the answers");
 
-    if ((rc = clinic_db_acquire(r, &db)) != CLINIC_DB_OK ||
-        (rc = clinic_db_run(db, link_txn, &w)) != CLINIC_DB_OK)
+    if ((rc = clinic_db_acquire(r, &db)) != CLINIC_DB_OK)
         return clinic_db_fail(&c, rc);
-    switch (w.outcome) {
-    case LINKED:
-        return envelope_ok(&c, clinic_link_data(&in, id, uid));
-    case NOT_FOUND:
-        return not_found(&c, clinic_link_data(&in, id, uid));
-    case NOT_OWNER:
-        return clinic_fail(&c, HTTP_FORBIDDEN, "NOT_APPOINTMENT_OWNER",
-                           "Doctor does not own this appointment");
-    default:
-        return clinic_fail(&c, HTTP_CONFLICT, "APPOINTMENT_ALREADY_LINKED",
-                           "Appointment already linked to a patient");
+    if ((rc = clinic_idem_claim(&c, db, &idem)) != CLINIC_GO)
+        return rc;
+    if ((rc = clinic_db_run(db, link_txn, &w)) != CLINIC_DB_OK) {
+        clinic_idem_release(db, &idem);
+        return clinic_db_fail(&c, rc);
     }
+    return clinic_send_text(&c, outcome_status[w.outcome], w.answers[w.outcome]);
 }

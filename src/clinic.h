@@ -31,6 +31,7 @@ extern module AP_MODULE_DECLARE_DATA clinic_module;
 #define CLINIC_DEFAULT_LEEWAY 60
 #define CLINIC_DEFAULT_MAX_BODY 65536
 #define CLINIC_DEFAULT_UID_CLAIM "sub"
+#define CLINIC_DEFAULT_IDEM_TTL 86400
 #define CLINIC_RETRY_AFTER "5"
 
 /* Key material, read once when the configuration is read. */
@@ -57,6 +58,7 @@ typedef struct {
     int time_offset;                   /* seconds east of UTC */
     int time_offset_set;
     const char *picture_base;          /* NULL unset */
+    long idem_ttl;                     /* CLINIC_UNSET */
 } clinic_dir_conf;
 
 /* Effective values with the defaults applied. */
@@ -64,6 +66,7 @@ typedef struct {
 #define CLINIC_LEEWAY(c)    ((c)->leeway == CLINIC_UNSET ? CLINIC_DEFAULT_LEEWAY : (c)->leeway)
 #define CLINIC_MAX_BODY(c)  ((c)->max_body == CLINIC_UNSET ? CLINIC_DEFAULT_MAX_BODY : (c)->max_body)
 #define CLINIC_UID_CLAIM(c) ((c)->uid_claim ? (c)->uid_claim : CLINIC_DEFAULT_UID_CLAIM)
+#define CLINIC_IDEM_TTL(c)  ((c)->idem_ttl == CLINIC_UNSET ? CLINIC_DEFAULT_IDEM_TTL : (c)->idem_ttl)
 
 void *clinic_create_dir_conf(apr_pool_t *p, char *dir);
 void *clinic_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
@@ -88,6 +91,10 @@ typedef struct {
 /* --- respond.c: every answer goes through here --- */
 /* Send body (reference stolen) with status and the common headers. */
 int clinic_send_json(clinic_req_t *c, int status, json_t *body);
+/* Send already serialised JSON (text must live as long as r->pool). */
+int clinic_send_text(clinic_req_t *c, int status, const char *text);
+/* Serialise into the pool (reference stolen); NULL on failure. */
+char *clinic_json_text(apr_pool_t *p, json_t *body);
 /* Error in the route's shape: DRF {"detail": msg} or the envelope with code. */
 int clinic_fail(clinic_req_t *c, int status, const char *code, const char *msg);
 /* 500 in the route's shape, logging why (never request data). */

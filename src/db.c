@@ -50,6 +50,22 @@ static const struct {
         " WHERE id = %s AND doctor_id = %s AND patient_id IS NULL", 3, 1},
     [CLINIC_SQL_APPT_GET] = {"clinic_appt_get",
         "SELECT doctor_id, patient_id FROM appointments WHERE id = %s", 1, 0},
+    [CLINIC_SQL_IDEM_CLAIM] = {"clinic_idem_claim",
+        "INSERT INTO idempotency_keys (caller, route, key, fingerprint, created_at,"
+        " expires_at) VALUES (%s, %s, %s, %s, %pDz, %pDz) ON CONFLICT DO NOTHING", 6, 1},
+    [CLINIC_SQL_IDEM_GET] = {"clinic_idem_get",
+        "SELECT fingerprint, status, body, created_at, expires_at FROM idempotency_keys"
+        " WHERE caller = %s AND route = %s AND key = %s", 3, 0},
+    [CLINIC_SQL_IDEM_TAKEOVER] = {"clinic_idem_takeover",
+        "UPDATE idempotency_keys SET fingerprint = %s, status = NULL, body = NULL,"
+        " created_at = %pDz, expires_at = %pDz"
+        " WHERE caller = %s AND route = %s AND key = %s AND created_at = %pDz", 7, 1},
+    [CLINIC_SQL_IDEM_FINISH] = {"clinic_idem_finish",
+        "UPDATE idempotency_keys SET status = %d, body = %pDt"
+        " WHERE caller = %s AND route = %s AND key = %s", 5, 1},
+    [CLINIC_SQL_IDEM_RELEASE] = {"clinic_idem_release",
+        "DELETE FROM idempotency_keys"
+        " WHERE caller = %s AND route = %s AND key = %s AND status IS NULL", 3, 1},
 };
 
 int clinic_db_init(server_rec *s, int needed)

@@ -21,42 +21,47 @@ json_t *clinic_json_pool(apr_pool_t *p, json_t *v)
     return v;
 }
 
-static void free_buf(void *b)
+char *clinic_json_text(apr_pool_t *p, json_t *body)
 {
-    free(b);
+    char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *copy = text ? apr_pstrdup(p, text) : NULL;
+
+    free(text);
+    json_decref(body);
+    return copy;
 }
 
-int clinic_send_json(clinic_req_t *c, int status, json_t *body)
+int clinic_send_text(clinic_req_t *c, int status, const char *text)
 {
     request_rec *r = c->r;
     apr_bucket_brigade *bb;
-    char *text;
-    size_t len;
+    apr_size_t len = strlen(text);
 
-    text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
-    json_decref(body);
-    if (!text) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(10501)
-                      "clinic: cannot serialise the response");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    len = strlen(text);
     r->status = status;
     ap_set_content_type(r, "application/json");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
     ap_set_content_length(r, (apr_off_t)len);
-    if (r->header_only) {
-        free(text);
+    if (r->header_only)
         return OK;
-    }
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_heap_create(text, len, free_buf,
-                                                       bb->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_immortal_create(text, len, bb->bucket_alloc));
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(bb->bucket_alloc));
     if (ap_pass_brigade(r->output_filters, bb) != APR_SUCCESS)
         return AP_FILTER_ERROR;
     return OK;
+}
+
+int clinic_send_json(clinic_req_t *c, int status, json_t *body)
+{
+    char *text = clinic_json_text(c->r->pool, body);
+
+    if (!text) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, c->r, APLOGNO(10501)
+                      "clinic: cannot serialise the response");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return clinic_send_text(c, status, text);
 }
 
 int clinic_fail(clinic_req_t *c, int status, const char *code, const char *msg)

@@ -4,6 +4,7 @@
  */
 #include "clinic.h"
 #include "db.h"
+#include "idempotency.h"
 #include "http_protocol.h"
 #include "validate.h"
 
@@ -101,7 +102,10 @@ static json_t *patient_json(clinic_req_t *c, clinic_db_t *db, apr_dbd_row_t *row
 typedef struct {
     const char *args[3];     /* pk, when (UTC), status */
     apr_dbd_row_t *patient;  /* the patient row, NULL if none */
-    const char *visit_id;
+    json_t *patient_json;
+    const char *date;        /* the visit's date as answered */
+    clinic_idem_t *idem;
+    const char *answer;      /* the 200 body, serialised */
 } visit_work_t;
 
 static int find_patient(clinic_db_t *db, void *arg)
@@ -115,31 +119,64 @@ static int find_patient(clinic_db_t *db, void *arg)
     return rc;
 }
 
+/* Insert the visit and serialise the answer; with an Idempotency-Key, the
+ * insert and the stored answer commit together. */
 static int insert_visit(clinic_db_t *db, void *arg)
 {
     visit_work_t *w = arg;
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
-    int rc = clinic_db_select(db, CLINIC_SQL_VISIT_INSERT, w->args, &res);
+    const char *id;
+    json_t *visit;
+    int rc;
 
-    w->visit_id = NULL;
-    if (rc == CLINIC_DB_OK && clinic_db_row(db, res, &row) == 0)
-        w->visit_id = clinic_db_col(db, row, 0);
-    return rc;
+    if (w->idem->active && (rc = clinic_db_begin(db)) != CLINIC_DB_OK)
+        return rc;
+    if ((rc = clinic_db_select(db, CLINIC_SQL_VISIT_INSERT, w->args, &res)) != CLINIC_DB_OK)
+        return rc;
+    if (clinic_db_row(db, res, &row) != 0 || !(id = clinic_db_col(db, row, 0)))
+        return CLINIC_DB_ERROR;
+    visit = json_object();
+    json_object_set_new(visit, "id", json_integer(apr_atoi64(id)));
+    json_object_set(visit, "patient", w->patient_json);
+    json_object_set_new(visit, "date", json_string(w->date));
+    json_object_set_new(visit, "status", json_string(w->args[2]));
+    w->answer = clinic_json_text(db->r->pool, json_pack("[o]", visit));
+    if (!w->answer)
+        return CLINIC_DB_ERROR;
+    if (!w->idem->active)
+        return CLINIC_DB_OK;
+    if ((rc = clinic_idem_finish(db, w->idem, HTTP_OK, w->answer)) != CLINIC_DB_OK)
+        return rc;
+    return clinic_db_end(db, 0);
+}
+
+/* Who is asking, for Idempotency-Key scoping: the token's subject, else the
+ * client address. */
+static const char *caller_of(clinic_req_t *c)
+{
+    json_t *sub = json_object_get(c->claims, "sub");
+
+    if (json_is_string(sub))
+        return apr_pstrcat(c->r->pool, "sub:", json_string_value(sub), NULL);
+    return apr_pstrcat(c->r->pool, "ip:", c->r->useragent_ip, NULL);
 }
 
 int clinic_visits_handle(request_rec *r)
 {
     clinic_req_t c;
     clinic_visit_in_t v;
+    clinic_idem_t idem;
     clinic_db_t *db = NULL;
-    visit_work_t w = {{NULL, NULL, NULL}, NULL, NULL};
-    char missing[160], when[CLINIC_ISO_MAX], pk[24];
-    json_t *patient, *visit;
+    visit_work_t w;
+    char missing[160], when[CLINIC_ISO_MAX], date[CLINIC_ISO_MAX], pk[24];
     int rc, nerr;
 
-    if ((rc = clinic_request_begin(&c, r, CLINIC_SHAPE_DRF)) != CLINIC_GO)
+    if ((rc = clinic_request_begin(&c, r, CLINIC_SHAPE_DRF)) != CLINIC_GO ||
+        (rc = clinic_idem_prepare(&c, &idem, "visits", caller_of(&c))) != CLINIC_GO)
         return rc;
+    memset(&w, 0, sizeof w);
+    w.idem = &idem;
     nerr = clinic_visit_validate(c.json, c.conf->time_offset, &v);
     if (!v.err_patient && v.pk_state == CLINIC_PK_ABSENT_ROW) {
         clinic_visit_pk_missing(&v, missing, sizeof missing);
@@ -160,24 +197,21 @@ int clinic_visits_handle(request_rec *r)
     if (nerr || v.err_nonfield)
         return clinic_send_json(&c, HTTP_BAD_REQUEST, clinic_visit_errors(&v));
 
-    patient = clinic_json_pool(r->pool, patient_json(&c, db, w.patient));
-    if (!patient)
+    w.patient_json = clinic_json_pool(r->pool, patient_json(&c, db, w.patient));
+    if (!w.patient_json)
         return clinic_fail_internal(&c, "patient row unreadable");
+    if ((rc = clinic_idem_claim(&c, db, &idem)) != CLINIC_GO)
+        return rc;
     if (!v.when_given)
         v.when = (clinic_time_t)r->request_time;
     clinic_format_iso(v.when, 0, when);
+    clinic_format_iso(v.when, c.conf->time_offset, date);
     w.args[1] = when;
     w.args[2] = apr_pstrmemdup(r->pool, v.status, v.status_len);
-    if ((rc = clinic_db_run(db, insert_visit, &w)) != CLINIC_DB_OK)
+    w.date = date;
+    if ((rc = clinic_db_run(db, insert_visit, &w)) != CLINIC_DB_OK) {
+        clinic_idem_release(db, &idem);
         return clinic_db_fail(&c, rc);
-    if (!w.visit_id)
-        return clinic_fail_internal(&c, "visit insert returned no id");
-
-    clinic_format_iso(v.when, c.conf->time_offset, when);
-    visit = json_object();
-    json_object_set_new(visit, "id", json_integer(apr_atoi64(w.visit_id)));
-    json_object_set(visit, "patient", patient);
-    json_object_set_new(visit, "date", json_string(when));
-    json_object_set_new(visit, "status", json_string(w.args[2]));
-    return clinic_send_json(&c, HTTP_OK, json_pack("[o]", visit));
+    }
+    return clinic_send_text(&c, HTTP_OK, w.answer);
 }
