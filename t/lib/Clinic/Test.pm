@@ -19,6 +19,16 @@ our @EXPORT = qw(token post_json jbody dbh db_kind ojson raw_request
 my $json = JSON::PP->new->utf8->allow_nonref;
 
 sub keys_dir { $ENV{CLINIC_KEYS} }
+
+# Everything secret or personal the suite sends is recorded, so that the
+# last test can show none of it reached the error log.
+sub record_sent {
+    my ($file, $text) = @_;
+    open(my $fh, '>>', Apache::Test::vars('t_logs') . "/$file") or die "$file: $!";
+    $text =~ s/\n/ /g;
+    print $fh "$text\n";
+    close $fh;
+}
 sub db_kind  { $ENV{CLINIC_DB} }
 
 # token(alg => 'RS256', claims => {...}, kid => ..., exp_in => ..., no_exp => 1, key => path)
@@ -39,6 +49,7 @@ sub token {
     my $t = <$fh>;
     close $fh or die "mkjwt failed: @cmd";
     chomp $t;
+    record_sent('sent-tokens.txt', $t);
     return $t;
 }
 
@@ -51,6 +62,7 @@ sub post_json {
     push @h, 'Content-Type' => $o{type} // 'application/json' unless exists $o{type} && !defined $o{type};
     push @h, @{ $o{headers} || [] };
     $body = $json->encode($body) if ref $body;
+    record_sent('sent-bodies.txt', $body) if length $body < 100_000;
     my $method = $o{method} // 'POST';
     no strict 'refs';
     return &{"Apache::TestRequest::$method"}($path, @h, content => $body);
