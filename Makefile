@@ -52,7 +52,7 @@ t/unit/test_jwk: .build-flags t/unit/test_jwk.c src/jwk.c src/b64url.c src/jwk.h
 t/unit/test_validate: .build-flags t/unit/test_validate.c src/validate.c src/datetime.c src/validate.h
 	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -ljansson -lcmocka
 t/unit/test_token: .build-flags t/unit/test_token.c src/token.c src/jwk.c src/b64url.c src/token.h
-	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) $(LIBS) -lcmocka
+	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) $(LIBS) -lcmocka -lpthread
 t/unit/test_objectid: .build-flags t/unit/test_objectid.c src/objectid.c src/objectid.h
 	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -lcrypto -lcmocka -lpthread
 

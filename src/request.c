@@ -63,7 +63,7 @@ static int check_auth(clinic_req_t *c)
     pol.issuer = conf->issuer;
     pol.audience = conf->audience;
     pol.leeway = CLINIC_LEEWAY(conf);
-    if (clinic_token_verify(&pol, tok, len, (long)apr_time_sec(r->request_time),
+    if (clinic_token_verify_cached(&pol, tok, len, (long)apr_time_sec(r->request_time),
                             &c->claims, &why) != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(10503)
                       "clinic: token rejected: %s", why);

@@ -10,6 +10,8 @@
 #include <strings.h>
 
 #include <jwt.h>
+#include <openssl/evp.h>
+#include <pthread.h>
 
 #include "b64url.h"
 #include "token.h"
@@ -244,6 +246,75 @@ bad:
 out:
     json_decref(hdr);
     return -1;
+}
+
+/* ---- the cache of verified tokens ---- */
+
+#define CACHE_SLOTS 1024   /* direct-mapped; a collision just evicts */
+
+typedef struct {
+    unsigned char digest[32];
+    clinic_token_policy_t policy;   /* the policy it was verified under */
+    json_int_t exp;
+    json_t *claims;                 /* NULL: empty slot */
+} cache_slot_t;
+
+static cache_slot_t cache[CACHE_SLOTS];
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long cache_hits;
+
+/* Policies are compared by identity of their configuration strings and
+ * keys, which live as long as the configuration. */
+static int same_policy(const clinic_token_policy_t *a, const clinic_token_policy_t *b)
+{
+    return a->alg == b->alg && a->key == b->key && a->key_len == b->key_len &&
+           a->jwks == b->jwks && a->njwks == b->njwks && a->issuer == b->issuer &&
+           a->audience == b->audience && a->leeway == b->leeway;
+}
+
+int clinic_token_verify_cached(const clinic_token_policy_t *p, const char *tok,
+                               size_t len, long now, json_t **claims,
+                               const char **why)
+{
+    unsigned char d[32];
+    unsigned int dlen = 0;
+    cache_slot_t *s;
+    json_t *old;
+
+    if (len > CLINIC_TOKEN_MAX || !EVP_Digest(tok, len, d, &dlen, EVP_sha256(), NULL))
+        return clinic_token_verify(p, tok, len, now, claims, why);
+    s = &cache[((unsigned)d[0] << 8 | d[1]) % CACHE_SLOTS];
+    pthread_mutex_lock(&cache_lock);
+    if (s->claims && memcmp(s->digest, d, sizeof d) == 0 && same_policy(&s->policy, p) &&
+        (json_int_t)now - p->leeway < s->exp) {
+        *claims = json_incref(s->claims);
+        cache_hits++;
+        pthread_mutex_unlock(&cache_lock);
+        return 0;
+    }
+    pthread_mutex_unlock(&cache_lock);
+
+    if (clinic_token_verify(p, tok, len, now, claims, why) != 0)
+        return -1;
+    pthread_mutex_lock(&cache_lock);
+    old = s->claims;
+    memcpy(s->digest, d, sizeof d);
+    s->policy = *p;
+    s->exp = json_integer_value(json_object_get(*claims, "exp"));
+    s->claims = json_incref(*claims);
+    pthread_mutex_unlock(&cache_lock);
+    json_decref(old);
+    return 0;
+}
+
+unsigned long clinic_token_cache_hits(void)
+{
+    unsigned long n;
+
+    pthread_mutex_lock(&cache_lock);
+    n = cache_hits;
+    pthread_mutex_unlock(&cache_lock);
+    return n;
 }
 
 int clinic_claim_equals(json_t *claims, const char *name, const char *value)

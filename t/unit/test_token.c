@@ -440,6 +440,47 @@ static void test_claim_equals(void **state)
     json_decref(c);
 }
 
+/* The cache of verified tokens: a hit skips verification, but exp still
+ * applies, the policy must be the same, and a changed token is verified. */
+static void test_cache(void **state)
+{
+    clinic_token_policy_t rs = policy("RS256", rsa_pub), other = rs;
+    char *tok = rs256(fmt("{" STD ",\"exp\":%ld}", NOW + 100));
+    size_t n = strlen(tok);
+    unsigned long hits = clinic_token_cache_hits();
+    json_t *claims = NULL;
+    const char *why = NULL;
+
+    (void)state;
+    assert_int_equal(clinic_token_verify_cached(&rs, tok, n, NOW, &claims, &why), 0);
+    assert_int_equal(clinic_token_cache_hits(), hits);
+    json_decref(claims);
+    claims = NULL;
+    assert_int_equal(clinic_token_verify_cached(&rs, tok, n, NOW + 10, &claims, &why), 0);
+    assert_int_equal(clinic_token_cache_hits(), hits + 1);
+    assert_string_equal(json_string_value(json_object_get(claims, "sub")), "u1");
+    json_decref(claims);
+
+    claims = NULL;
+    assert_int_equal(clinic_token_verify_cached(&rs, tok, n, NOW + 160, &claims, &why), -1);
+    assert_null(claims);
+    assert_string_equal(why, "expired");
+
+    other.audience = "someone-else";
+    assert_int_equal(clinic_token_verify_cached(&other, tok, n, NOW, &claims, &why), -1);
+    assert_string_equal(why, "wrong aud");
+    other = rs;
+    other.leeway = 0;
+    assert_int_equal(clinic_token_verify_cached(&other, tok, n, NOW, &claims, &why), 0);
+    json_decref(claims);
+
+    tok[n - 3] = tok[n - 3] == 'A' ? 'B' : 'A';   /* one signature character */
+    assert_int_equal(clinic_token_verify_cached(&rs, tok, n, NOW, &claims, &why), -1);
+    assert_null(claims);
+    assert_int_equal(clinic_token_cache_hits(), hits + 1);
+    free(tok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -450,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_jwks),
         cmocka_unit_test(test_claim_equals),
+        cmocka_unit_test(test_cache),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
