@@ -80,15 +80,26 @@ int clinic_db_init(server_rec *s, int needed)
     return HTTP_INTERNAL_SERVER_ERROR;
 }
 
+/* Prepare on every server with a mod_dbd configuration of its own: virtual
+ * hosts without DBD directives share the main server's, and preparing twice
+ * there only earns mod_dbd's "conflicting SQL statements" warning. */
 void clinic_db_register_statements(server_rec *s)
 {
+    module *dbd = ap_find_linked_module("mod_dbd.c");
+    server_rec *sp, *q;
     int i;
 
-    if (!dbd_prepare)
+    if (!dbd_prepare || !dbd)
         return;
-    for (; s; s = s->next)
+    for (sp = s; sp; sp = sp->next) {
+        void *cfg = ap_get_module_config(sp->module_config, dbd);
+        for (q = s; q != sp && ap_get_module_config(q->module_config, dbd) != cfg; q = q->next)
+            ;
+        if (q != sp)
+            continue;
         for (i = 0; i < CLINIC_SQL_COUNT; i++)
-            dbd_prepare(s, stmts[i].sql, stmts[i].label);
+            dbd_prepare(sp, stmts[i].sql, stmts[i].label);
+    }
 }
 
 /* The SQLSTATE of a verbose libpq message ("ERROR:  57014: ..."), or "". */
