@@ -4,6 +4,7 @@
 #   make run      install missing Debian packages, build, start a demo on 127.0.0.1:8080
 #   make test     install missing Debian packages, build, run every test (SQLite + PostgreSQL)
 #   make install  install the module and conf/clinic.{load,conf} for a2enmod
+#   make fuzz     run the libFuzzer targets (FUZZ_SECONDS each, default 120)
 #   make ASAN=1   the same with AddressSanitizer and UBSan
 
 APXS    ?= apxs
@@ -26,7 +27,7 @@ UNIT_CFLAGS = -std=c99 -D_GNU_SOURCE $(WARN) -Werror -O1 -g -Isrc $(UNIT_SAN)
 UNIT_TESTS  = t/unit/test_datetime t/unit/test_jwk t/unit/test_validate t/unit/test_token \
               t/unit/test_objectid
 
-.PHONY: all deps run test test-unit test-apache install clean FORCE
+.PHONY: all deps run test test-unit test-apache fuzz install clean FORCE
 
 # Rebuild everything when the sanitizer setting changes (same output names).
 .build-flags: FORCE
@@ -65,10 +66,16 @@ test-unit: $(UNIT_TESTS)
 test-apache: mod_clinic.so tools/mkjwt
 	CLINIC_ASAN=$(filter 1,$(ASAN)) ./scripts/test.sh
 
+# libFuzzer targets (clang); FUZZ_SECONDS each, 30 in make test.
+FUZZ_SECONDS ?= 120
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ./scripts/fuzz.sh
+
 test: deps
 	$(MAKE) all
 	$(MAKE) test-unit
 	$(MAKE) test-apache
+	$(MAKE) fuzz FUZZ_SECONDS=30
 
 run: deps
 	$(MAKE) mod_clinic.so tools/mkjwt
@@ -80,4 +87,4 @@ install: mod_clinic.so
 
 clean:
 	rm -rf .libs src/.libs *.la *.lo *.o *.slo src/*.lo src/*.o src/*.slo src/*.la \
-	    mod_clinic.so build.log .build-flags tools/mkjwt $(UNIT_TESTS)
+	    mod_clinic.so build.log .build-flags tools/mkjwt $(UNIT_TESTS) t/fuzz/bin t/fuzz/crashes
