@@ -440,6 +440,16 @@ static void test_claim_equals(void **state)
     json_decref(c);
 }
 
+/* A correctly signed token whose claims name "exp" twice is ambiguous. */
+static void test_duplicate_claims(void **state)
+{
+    clinic_token_policy_t hs = policy("HS256", SECRET);
+    char *tok = forge(HS_HEADER, fmt("{" STD ",\"exp\":1,\"exp\":%ld}", NOW + 3600), SECRET);
+
+    (void)state;
+    reject(&hs, tok, "claims are not one JSON object");
+}
+
 /* The cache of verified tokens: a hit skips verification, but exp still
  * applies, the policy must be the same, and a changed token is verified. */
 static void test_cache(void **state)
@@ -491,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_jwks),
         cmocka_unit_test(test_claim_equals),
+        cmocka_unit_test(test_duplicate_claims),
         cmocka_unit_test(test_cache),
     };
 
