@@ -5,6 +5,7 @@
 #   make test     install missing Debian packages, build, run every test (SQLite + PostgreSQL)
 #   make install  install the module and conf/clinic.{load,conf} for a2enmod
 #   make fuzz     run the libFuzzer targets (FUZZ_SECONDS each, default 120)
+#   make farm     two nodes behind a balancer: races, idempotency, a killed node, graceful restarts
 #   make ASAN=1   the same with AddressSanitizer and UBSan
 
 APXS    ?= apxs
@@ -27,7 +28,7 @@ UNIT_CFLAGS = -std=c99 -D_GNU_SOURCE $(WARN) -Werror -O1 -g -Isrc $(UNIT_SAN)
 UNIT_TESTS  = t/unit/test_datetime t/unit/test_jwk t/unit/test_validate t/unit/test_token \
               t/unit/test_objectid
 
-.PHONY: all deps run test test-unit test-apache fuzz install clean FORCE
+.PHONY: all deps run test test-unit test-apache fuzz farm install clean FORCE
 
 # Rebuild everything when the sanitizer setting changes (same output names).
 .build-flags: FORCE
@@ -41,7 +42,7 @@ mod_clinic.so: mod_clinic.c $(SRC) $(HDR) .build-flags
 	@$(APXS) -c -n clinic -o mod_clinic.la -Wc,-std=gnu99 -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql) $(addprefix -Wc$(comma),$(WARN)) \
 	    $(APXS_SAN) -Isrc mod_clinic.c $(SRC) $(LIBS) > build.log 2>&1 || { cat build.log; exit 1; }
 	@grep -E 'warning:|error:' build.log || true
-	@cp .libs/mod_clinic.so $@
+	@cp .libs/mod_clinic.so $@.tmp && mv -f $@.tmp $@   # never rewrite a loaded .so in place
 
 tools/mkjwt: tools/mkjwt.c src/b64url.c src/b64url.h .build-flags
 	$(CC) $(UNIT_CFLAGS) -o $@ tools/mkjwt.c src/b64url.c -ljwt -ljansson -lcrypto
@@ -71,11 +72,17 @@ FUZZ_SECONDS ?= 120
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) ./scripts/fuzz.sh
 
+# Two nodes behind a mod_proxy_balancer front and one PostgreSQL (~65 s).
+farm: mod_clinic.so tools/mkjwt
+	./scripts/farm-test.sh
+
+# The farm does not preload the ASan runtime: it is skipped with ASAN=1.
 test: deps
 	$(MAKE) all
 	$(MAKE) test-unit
 	$(MAKE) test-apache
 	$(MAKE) fuzz FUZZ_SECONDS=30
+	$(if $(filter 1,$(ASAN)),,$(MAKE) farm)
 
 run: deps
 	$(MAKE) mod_clinic.so tools/mkjwt
