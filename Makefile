@@ -6,6 +6,7 @@
 #   make install  install the module and conf/clinic.{load,conf} for a2enmod
 #   make fuzz     run the libFuzzer targets (FUZZ_SECONDS each, default 120)
 #   make farm     two nodes behind a balancer: races, idempotency, a killed node, graceful restarts
+#   make bench    wrk on both routes beside pgbench on the same SQL (see BENCHMARKS.md)
 #   make ASAN=1   the same with AddressSanitizer and UBSan
 
 APXS    ?= apxs
@@ -28,7 +29,7 @@ UNIT_CFLAGS = -std=c99 -D_GNU_SOURCE $(WARN) -Werror -O1 -g -Isrc $(UNIT_SAN)
 UNIT_TESTS  = t/unit/test_datetime t/unit/test_jwk t/unit/test_validate t/unit/test_token \
               t/unit/test_objectid
 
-.PHONY: all deps run test test-unit test-apache fuzz farm install clean FORCE
+.PHONY: all deps run test test-unit test-apache fuzz farm bench install clean FORCE
 
 # Rebuild everything when the sanitizer setting changes (same output names).
 .build-flags: FORCE
@@ -75,6 +76,11 @@ fuzz:
 # Two nodes behind a mod_proxy_balancer front and one PostgreSQL (~65 s).
 farm: mod_clinic.so tools/mkjwt
 	./scripts/farm-test.sh
+
+# mod_clinic beside pgbench running the same SQL (BENCHMARKS.md). Measures; asserts nothing.
+bench: deps
+	$(MAKE) mod_clinic.so tools/mkjwt
+	./scripts/bench.sh
 
 # The farm does not preload the ASan runtime: it is skipped with ASAN=1.
 test: deps
