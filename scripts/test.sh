@@ -114,7 +114,7 @@ for db in $dbs; do
         CLINIC_DBD_PARAMS="$params" CLINIC_DBD_PARAMS_DOWN="$down" CLINIC_DB_DSN="$dsn" CLINIC_KEYS="$keys" \
         CLINIC_MKJWT="$work/mkjwt" CLINIC_MODULE="$work/mod_clinic.so" \
         CLINIC_MODDIR="$(apxs -q LIBEXECDIR)" CLINIC_PGDATA="$pgdata" CLINIC_PGBIN="$pgbin" \
-        CLINIC_HTTPD="$httpd" CLINIC_RACE_ROUNDS="${CLINIC_RACE_ROUNDS:-}" "${san_env[@]}" \
+        CLINIC_HTTPD="$httpd_cmd" CLINIC_RACE_ROUNDS="${CLINIC_RACE_ROUNDS:-}" "${san_env[@]}" \
         perl t/TEST -httpd "$httpd_cmd" -apxs "$(command -v apxs)" -port select -verbose \
         ${CLINIC_TEST_FILES:-}) 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}

@@ -30,7 +30,9 @@ static const struct {
     const char *label;
     const char *sql;
     int nargs;
-    int writes;        /* running it twice could write twice */
+    int writes;        /* running it twice could write twice (the Idempotency-Key
+                        * claim, takeover and release may run twice: at worst the
+                        * request then sees its own claim and answers 409) */
 } stmts[CLINIC_SQL_COUNT] = {
     [CLINIC_SQL_PATIENT_GET] = {"clinic_patient_get",
         "SELECT id, village_prefix, name, identification_number, contact_no, gender,"
@@ -52,20 +54,20 @@ static const struct {
         "SELECT doctor_id, patient_id FROM appointments WHERE id = %s", 1, 0},
     [CLINIC_SQL_IDEM_CLAIM] = {"clinic_idem_claim",
         "INSERT INTO idempotency_keys (caller, route, key, fingerprint, created_at,"
-        " expires_at) VALUES (%s, %s, %s, %s, %pDz, %pDz) ON CONFLICT DO NOTHING", 6, 1},
+        " expires_at) VALUES (%s, %s, %s, %s, %pDz, %pDz) ON CONFLICT DO NOTHING", 6, 0},
     [CLINIC_SQL_IDEM_GET] = {"clinic_idem_get",
         "SELECT fingerprint, status, body, created_at, expires_at FROM idempotency_keys"
         " WHERE caller = %s AND route = %s AND key = %s", 3, 0},
     [CLINIC_SQL_IDEM_TAKEOVER] = {"clinic_idem_takeover",
         "UPDATE idempotency_keys SET fingerprint = %s, status = NULL, body = NULL,"
         " created_at = %pDz, expires_at = %pDz"
-        " WHERE caller = %s AND route = %s AND key = %s AND created_at = %pDz", 7, 1},
+        " WHERE caller = %s AND route = %s AND key = %s AND created_at = %pDz", 7, 0},
     [CLINIC_SQL_IDEM_FINISH] = {"clinic_idem_finish",
         "UPDATE idempotency_keys SET status = %d, body = %pDt"
         " WHERE caller = %s AND route = %s AND key = %s", 5, 1},
     [CLINIC_SQL_IDEM_RELEASE] = {"clinic_idem_release",
         "DELETE FROM idempotency_keys"
-        " WHERE caller = %s AND route = %s AND key = %s AND status IS NULL", 3, 1},
+        " WHERE caller = %s AND route = %s AND key = %s AND status IS NULL", 3, 0},
 };
 
 int clinic_db_init(server_rec *s, int needed)
@@ -139,6 +141,8 @@ static const char *log_db_error(clinic_db_t *db, int rv, const char *what)
     return msg;
 }
 
+static int repair(clinic_db_t *db);
+
 /* After a failed step: what to answer. `repeatable` says whether running
  * the unit of work again could not write twice. */
 static int classify(clinic_db_t *db, int rv, const char *what, int repeatable)
@@ -154,7 +158,10 @@ static int classify(clinic_db_t *db, int rv, const char *what, int repeatable)
         db->in_txn = 0;
         if (apr_dbd_check_conn(db->dbd->driver, db->r->pool, db->dbd->handle) != APR_SUCCESS)
             return CLINIC_DB_DOWN;
-        db->repair = 1;
+        /* A fresh session: give it its statements back now, so it never
+         * returns to the pool without them, whatever this request does. */
+        if (repair(db) != CLINIC_DB_OK)
+            return CLINIC_DB_DOWN;
         return repeatable && !db->retried ? CLINIC_DB_RETRY : CLINIC_DB_DOWN;
     }
     sqlstate(msg, st);
@@ -234,8 +241,8 @@ static apr_dbd_prepared_t *statement(clinic_db_t *db, clinic_sql_t q)
     return st;
 }
 
-int clinic_db_select(clinic_db_t *db, clinic_sql_t q, const char **args,
-                     apr_dbd_results_t **res)
+static int select_once(clinic_db_t *db, clinic_sql_t q, const char **args,
+                       apr_dbd_results_t **res)
 {
     apr_dbd_prepared_t *st = statement(db, q);
     int rv;
@@ -249,7 +256,7 @@ int clinic_db_select(clinic_db_t *db, clinic_sql_t q, const char **args,
                    : classify(db, rv, stmts[q].label, db->in_txn || !stmts[q].writes);
 }
 
-int clinic_db_exec(clinic_db_t *db, clinic_sql_t q, const char **args, int *nrows)
+static int exec_once(clinic_db_t *db, clinic_sql_t q, const char **args, int *nrows)
 {
     apr_dbd_prepared_t *st = statement(db, q);
     int rv;
@@ -261,6 +268,40 @@ int clinic_db_exec(clinic_db_t *db, clinic_sql_t q, const char **args, int *nrow
                         stmts[q].nargs, args);
     return rv == 0 ? CLINIC_DB_OK
                    : classify(db, rv, stmts[q].label, db->in_txn || !stmts[q].writes);
+}
+
+/* Outside a transaction a statement is its own unit of work: after a
+ * repaired session it runs again here (inside one, clinic_db_run re-runs
+ * the whole transaction). */
+static int again(clinic_db_t *db, int rc, int was_in_txn)
+{
+    if (rc != CLINIC_DB_RETRY || was_in_txn)
+        return rc;
+    db->retried = 1;
+    if (db->repair && repair(db) != CLINIC_DB_OK)
+        return CLINIC_DB_DOWN;
+    return CLINIC_DB_RETRY;
+}
+
+int clinic_db_select(clinic_db_t *db, clinic_sql_t q, const char **args,
+                     apr_dbd_results_t **res)
+{
+    int in_txn = db->in_txn;
+    int rc = again(db, select_once(db, q, args, res), in_txn);
+
+    if (rc == CLINIC_DB_RETRY && (rc = select_once(db, q, args, res)) == CLINIC_DB_RETRY)
+        rc = CLINIC_DB_DOWN;
+    return rc;
+}
+
+int clinic_db_exec(clinic_db_t *db, clinic_sql_t q, const char **args, int *nrows)
+{
+    int in_txn = db->in_txn;
+    int rc = again(db, exec_once(db, q, args, nrows), in_txn);
+
+    if (rc == CLINIC_DB_RETRY && (rc = exec_once(db, q, args, nrows)) == CLINIC_DB_RETRY)
+        rc = CLINIC_DB_DOWN;
+    return rc;
 }
 
 int clinic_db_row(clinic_db_t *db, apr_dbd_results_t *res, apr_dbd_row_t **row)

@@ -9,6 +9,7 @@ use utf8;
 use Test::More;
 use Apache::TestRequest ();
 use Time::HiRes qw(time sleep);
+use POSIX ();
 use lib 't/lib';
 use Clinic::Test;
 
@@ -65,6 +66,43 @@ for (1 .. 10) {
                           token => $tok)->code;
 }
 cmp_ok(scalar(grep { $_ != 200 } @link), '<=', 1, 'add-and-link after a restart: at most one failure');
+
+# Requests with an Idempotency-Key send their claim early (add-and-link: first): on a stale pooled
+# session that claim must be repaired and re-run too, and the session must
+# not go back to the pool without its prepared statements.
+my @appts = map { new_hex24() } 1 .. 40;
+$dbh->do('INSERT INTO appointments (id, doctor_id) VALUES (?, ?)', undef, $_, 'doc-faults') for @appts;
+pg('-m', 'fast', 'restart');
+my @keyed;
+{
+    my @kids;
+    for my $k (1 .. 8) {   # concurrently, so that many stale pooled sessions are hit
+        pipe(my $rd, my $wr) or die;
+        my $pid = fork // die;
+        if (!$pid) {
+            close $rd;
+            Apache::TestRequest::user_agent(reset => 1, keep_alive => 0);
+            # add-and-link sends its claim first (/visits reads the patient first)
+            print $wr join(' ', map {
+                post_json('/patients/add_and_link?uid=doc-faults',
+                          { appointment_id => $appts[($k - 1) * 5 + $_ - 1], firstName => 'Keyed',
+                            lastName => 'Restart' }, token => $tok,
+                          headers => ['Idempotency-Key' => "after-restart-$k-$_-" . time])->code
+            } 1 .. 5);
+            close $wr;
+            POSIX::_exit(0);
+        }
+        close $wr;
+        push @kids, [$pid, $rd];
+    }
+    for (@kids) { my $fh = $_->[1]; local $/; push @keyed, split ' ', <$fh>; waitpid($_->[0], 0) }
+}
+cmp_ok(scalar(grep { $_ != 200 } @keyed), '<=', 1,
+       'keyed requests after a restart: at most one failure (' . join(' ', sort @keyed) . ')');
+is(scalar(grep { $_ == 500 } @keyed), 0, 'keyed requests after a restart: never a 500');
+my @after_keyed = map { visit()->code } 1 .. 20;
+is(scalar(grep { $_ == 200 } @after_keyed), 20, 'the pool is healthy afterwards');
+$dbh = DBI->connect($ENV{CLINIC_DB_DSN}, '', '', { RaiseError => 1, AutoCommit => 1 });
 
 # --- a locked row and the statement timeout (DBDParams options, 3 s) ---
 {
