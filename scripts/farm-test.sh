@@ -95,14 +95,10 @@ token_grace=$(mint '{"sub":"farm_grace","userId":"farm_grace"}')
 
 # --- PostgreSQL ------------------------------------------------------------
 chown -R "$user:$group" "$work" 2>/dev/null || true
-as_user "$pgbin/initdb" -D "$pgdata" -E UTF8 --locale=C.UTF-8 -A trust -U "$user" >/dev/null
 # Room for two nodes' pools, graceful-restart overlap included (FARM.md).
-printf "unix_socket_directories = '%s'\nlisten_addresses = ''\nfsync = off\nmax_connections = 300\n" \
-    "$pgdata" | as_user tee -a "$pgdata/postgresql.conf" >/dev/null
-as_user "$pgbin/pg_ctl" -D "$pgdata" -l "$work/pg.log" -w start >/dev/null
-as_user "$pgbin/createdb" -h "$pgdata" clinic
-as_user psql -q -h "$pgdata" -d clinic -v ON_ERROR_STOP=1 -f "$work/sql/schema-pgsql.sql" \
-    -f "$work/sql/demo-data.sql" -f "$work/sql/demo-sequences-pgsql.sql" >/dev/null
+# shellcheck source=scripts/pgtemp.sh
+. "$top/scripts/pgtemp.sh"
+pg_temp_start "$pgdata" "max_connections = 300"
 dbparams="host=$pgdata dbname=clinic user=$user connect_timeout=2 options='-c statement_timeout=5000'"
 
 # --- three free loopback ports ---------------------------------------------

@@ -56,16 +56,11 @@ openssl rand -hex 32 > "$keys/hs-secret"
 chown -R "$user" "$work" 2>/dev/null || true
 (cd "$work" && as_user perl -MApache::TestMM -e 'Apache::TestMM::generate_script("t/TEST")' >/dev/null)
 
+# shellcheck source=scripts/pgtemp.sh
+. "$top/scripts/pgtemp.sh"
 start_pgsql() {
     pgdata="$work/pg"
-    as_user "$pgbin/initdb" -D "$pgdata" -E UTF8 --locale=C.UTF-8 -A trust -U "$user" >/dev/null
-    # In the cluster's own config, so that the fault tests' restarts keep it.
-    printf "unix_socket_directories = '%s'\nlisten_addresses = ''\nfsync = off\nmax_connections = 100\n" \
-        "$pgdata" | as_user tee -a "$pgdata/postgresql.conf" >/dev/null
-    as_user "$pgbin/pg_ctl" -D "$pgdata" -l "$work/pg.log" -w start >/dev/null
-    as_user "$pgbin/createdb" -h "$pgdata" clinic
-    as_user psql -q -h "$pgdata" -d clinic -v ON_ERROR_STOP=1 -f "$work/sql/schema-pgsql.sql" \
-        -f "$work/sql/demo-data.sql" -f "$work/sql/demo-sequences-pgsql.sql" >/dev/null
+    pg_temp_start "$pgdata" "max_connections = 100"
 }
 
 stop_pgsql() {
