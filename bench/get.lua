@@ -2,39 +2,9 @@
 -- floor of what httpd, the kernel and wrk cost per request on this machine,
 -- with no module and no database. done() prints the "BENCH ..." line.
 
-local threads = {}
-
-function setup(thread)
-   table.insert(threads, thread)
-end
+-- setup(), response(), done() and the counters: bench/count.lua, beside this file.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "count.lua")
 
 function init(args)
-   ok, other, codes = 0, 0, {}
-end
-
-function response(status)
-   if status >= 200 and status < 300 then
-      ok = ok + 1
-   else
-      other = other + 1
-      codes[status] = (codes[status] or 0) + 1
-   end
-end
-
-function done(summary, latency, requests)
-   local ok_sum, other_sum, all = 0, 0, {}
-   for _, t in ipairs(threads) do
-      ok_sum = ok_sum + t:get("ok")
-      other_sum = other_sum + t:get("other")
-      for k, v in pairs(t:get("codes")) do all[k] = (all[k] or 0) + v end
-   end
-   local list = {}
-   for k, v in pairs(all) do table.insert(list, k .. ":" .. v) end
-   local e = summary.errors
-   io.write(string.format(
-      "BENCH requests=%d duration_s=%.3f rps=%.1f p50_ms=%.3f p99_ms=%.3f ok=%d non2xx=%d codes=%s sockerr=%d/%d/%d/%d maxn=0\n",
-      summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
-      latency:percentile(50) / 1000, latency:percentile(99) / 1000, ok_sum, other_sum,
-      #list > 0 and table.concat(list, ",") or "-",
-      e.connect, e.read, e.write, e.timeout))
+   count_reset()
 end

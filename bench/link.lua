@@ -8,12 +8,8 @@
 -- and threads never share an id. done() prints the "BENCH ..." line, with the
 -- highest n used (it must stay <= CAP, else requests answer 404).
 
-local threads = {}
-
-function setup(thread)
-   thread:set("tindex", #threads)
-   table.insert(threads, thread)
-end
+-- setup(), response(), done() and the counters: bench/count.lua, beside this file.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "count.lua")
 
 function init(args)
    slot = 16 + 16 * tonumber(args[2]) + tindex
@@ -22,7 +18,8 @@ function init(args)
       ["Authorization"] = "Bearer " .. args[1],
       ["Content-Type"] = "application/json",
    }
-   n, ok, other, codes = 0, 0, 0, {}
+   n = 0
+   count_reset()
 end
 
 function request()
@@ -32,33 +29,13 @@ function request()
    return wrk.format("POST", nil, hdrs, body)
 end
 
-function response(status)
-   if status >= 200 and status < 300 then
-      ok = ok + 1
-   else
-      other = other + 1
-      codes[status] = (codes[status] or 0) + 1
-   end
-end
-
 function done(summary, latency, requests)
-   local ok_sum, other_sum, maxn, cap, all = 0, 0, 0, 0, {}
+   local maxn, cap = 0, 0
    for _, t in ipairs(threads) do
-      ok_sum = ok_sum + t:get("ok")
-      other_sum = other_sum + t:get("other")
       maxn = math.max(maxn, t:get("n"))
       cap = t:get("cap")
-      for k, v in pairs(t:get("codes")) do all[k] = (all[k] or 0) + v end
    end
-   local list = {}
-   for k, v in pairs(all) do table.insert(list, k .. ":" .. v) end
-   local e = summary.errors
-   io.write(string.format(
-      "BENCH requests=%d duration_s=%.3f rps=%.1f p50_ms=%.3f p99_ms=%.3f ok=%d non2xx=%d codes=%s sockerr=%d/%d/%d/%d maxn=%d\n",
-      summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
-      latency:percentile(50) / 1000, latency:percentile(99) / 1000, ok_sum, other_sum,
-      #list > 0 and table.concat(list, ",") or "-",
-      e.connect, e.read, e.write, e.timeout, maxn))
+   report(summary, latency, maxn)
    if maxn > cap then
       io.write("BENCH-WARNING appointment ids ran past CAP: raise the fixtures\n")
    end

@@ -7,12 +7,8 @@
 -- in each thread; done() prints one machine-readable line, "BENCH ...", that
 -- scripts/bench.sh parses.
 
-local threads = {}
-
-function setup(thread)
-   thread:set("tindex", #threads)
-   table.insert(threads, thread)
-end
+-- setup(), response(), done() and the counters: bench/count.lua, beside this file.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "count.lua")
 
 function init(args)
    npatients = tonumber(args[2]) or 1000
@@ -28,7 +24,7 @@ function init(args)
       for line in io.lines(args[1]:sub(2)) do table.insert(pool, "Bearer " .. line) end
       next_tok = tindex + 1
    end
-   ok, other, codes = 0, 0, {}
+   count_reset()
 end
 
 function request()
@@ -40,31 +36,4 @@ function request()
    local body = '{"patient": ' .. math.random(1, npatients) ..
       ', "status": "started", "visit_date": "21 November 2026 14:05"}'
    return wrk.format("POST", nil, hdrs, body)
-end
-
-function response(status)
-   if status >= 200 and status < 300 then
-      ok = ok + 1
-   else
-      other = other + 1
-      codes[status] = (codes[status] or 0) + 1
-   end
-end
-
-function done(summary, latency, requests)
-   local ok_sum, other_sum, all = 0, 0, {}
-   for _, t in ipairs(threads) do
-      ok_sum = ok_sum + t:get("ok")
-      other_sum = other_sum + t:get("other")
-      for k, v in pairs(t:get("codes")) do all[k] = (all[k] or 0) + v end
-   end
-   local list = {}
-   for k, v in pairs(all) do table.insert(list, k .. ":" .. v) end
-   local e = summary.errors
-   io.write(string.format(
-      "BENCH requests=%d duration_s=%.3f rps=%.1f p50_ms=%.3f p99_ms=%.3f ok=%d non2xx=%d codes=%s sockerr=%d/%d/%d/%d maxn=0\n",
-      summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
-      latency:percentile(50) / 1000, latency:percentile(99) / 1000, ok_sum, other_sum,
-      #list > 0 and table.concat(list, ",") or "-",
-      e.connect, e.read, e.write, e.timeout))
 end

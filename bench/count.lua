@@ -1,0 +1,46 @@
+-- Shared by the wrk scripts of scripts/bench.sh (loaded with dofile): each
+-- thread counts its answers by status; report() sums the threads and prints
+-- the one machine-readable "BENCH ..." line that scripts/bench.sh parses.
+
+threads = {}
+
+function setup(thread)
+   thread:set("tindex", #threads)
+   table.insert(threads, thread)
+end
+
+function count_reset()
+   ok, other, codes = 0, 0, {}
+end
+
+function response(status)
+   if status >= 200 and status < 300 then
+      ok = ok + 1
+   else
+      other = other + 1
+      codes[status] = (codes[status] or 0) + 1
+   end
+end
+
+-- maxn: the highest per-thread counter a script reports (link.lua), else 0.
+function report(summary, latency, maxn)
+   local ok_sum, other_sum, all = 0, 0, {}
+   for _, t in ipairs(threads) do
+      ok_sum = ok_sum + t:get("ok")
+      other_sum = other_sum + t:get("other")
+      for k, v in pairs(t:get("codes")) do all[k] = (all[k] or 0) + v end
+   end
+   local list = {}
+   for k, v in pairs(all) do table.insert(list, k .. ":" .. v) end
+   local e = summary.errors
+   io.write(string.format(
+      "BENCH requests=%d duration_s=%.3f rps=%.1f p50_ms=%.3f p99_ms=%.3f ok=%d non2xx=%d codes=%s sockerr=%d/%d/%d/%d maxn=%d\n",
+      summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
+      latency:percentile(50) / 1000, latency:percentile(99) / 1000, ok_sum, other_sum,
+      #list > 0 and table.concat(list, ",") or "-",
+      e.connect, e.read, e.write, e.timeout, maxn))
+end
+
+function done(summary, latency, requests)
+   report(summary, latency, 0)
+end
