@@ -69,14 +69,8 @@ done
 case $CONN in *[!0-9]*) echo "bench: BENCH_CONNECTIONS" >&2; exit 2 ;; esac
 [ "$CONN" -le 16 ] && [ "$THREADS" -le 16 ] || { echo "bench: at most 16 connections and 16 threads (fixtures)" >&2; exit 2; }
 
-if [ "$(id -u)" = 0 ]; then
-    user=clinictest
-    id "$user" >/dev/null 2>&1 || useradd --system --create-home --shell /bin/bash "$user"
-    as_user() { runuser -u "$user" -- "$@"; }
-else
-    user=$(id -un)
-    as_user() { "$@"; }
-fi
+# shellcheck source=scripts/unpriv.sh
+. "$top/scripts/unpriv.sh"
 
 work=$(mktemp -d /tmp/mod_clinic-bench.XXXXXX)
 chmod 755 "$work"

@@ -39,14 +39,8 @@ for m in mod_proxy mod_proxy_http mod_proxy_balancer mod_lbmethod_byrequests mod
 done
 command -v wrk >/dev/null || { echo "farm: wrk missing (Debian package wrk)" >&2; exit 2; }
 
-if [ "$(id -u)" = 0 ]; then
-    user=clinictest
-    id "$user" >/dev/null 2>&1 || useradd --system --create-home --shell /bin/bash "$user"
-    as_user() { runuser -u "$user" -- "$@"; }
-else
-    user=$(id -un)
-    as_user() { "$@"; }
-fi
+# shellcheck source=scripts/unpriv.sh
+. "$top/scripts/unpriv.sh"
 group=$(id -gn "$user")
 
 work=$(mktemp -d /tmp/mod_clinic-farm.XXXXXX)

@@ -19,14 +19,8 @@ dbs=${CLINIC_TEST_DBS:-sqlite pgsql}
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 httpd=$(apxs -q SBINDIR)/$(apxs -q TARGET)
 
-if [ "$(id -u)" = 0 ]; then
-    user=clinictest
-    id "$user" >/dev/null 2>&1 || useradd --system --create-home --shell /bin/bash "$user"
-    as_user() { runuser -u "$user" -- "$@"; }
-else
-    user=$(id -un)
-    as_user() { "$@"; }
-fi
+# shellcheck source=scripts/unpriv.sh
+. "$top/scripts/unpriv.sh"
 
 work=$(mktemp -d /tmp/mod_clinic-test.XXXXXX)
 pgdata=
