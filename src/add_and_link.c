@@ -78,6 +78,9 @@ typedef struct {
 } link_work_t;
 
 static const int outcome_status[] = {HTTP_OK, HTTP_NOT_FOUND, HTTP_FORBIDDEN, HTTP_CONFLICT};
+static const char *const outcome_code[] = {
+    [LINKED] = "LINKED", [NOT_FOUND] = "APPOINTMENT_NOT_FOUND",
+    [NOT_OWNER] = "NOT_APPOINTMENT_OWNER", [ALREADY_LINKED] = "APPOINTMENT_ALREADY_LINKED"};
 
 /* Insert the patient; link it only where the appointment exists, is the
  * doctor's and is free; read the appointment only when nothing was linked.
@@ -198,5 +201,6 @@ int clinic_link_handle(request_rec *r)
         clinic_idem_release(db, &idem);
         return clinic_db_fail(&c, rc);
     }
+    c.outcome = outcome_code[w.outcome];
     return clinic_send_text(&c, outcome_status[w.outcome], w.answers[w.outcome]);
 }

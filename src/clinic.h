@@ -86,6 +86,11 @@ typedef struct {
     char *body;                /* request body, NUL-terminated */
     apr_size_t body_len;
     json_t *json;              /* parsed body */
+    const char *outcome;       /* what the answer was, for logs and metrics:
+                                * add-and-link's `code` (LINKED on success,
+                                * REPLAYED for a replay), a lower-case word on
+                                * /visits (created, invalid, unauthorized, ...);
+                                * set by respond.c when an answer is sent */
 } clinic_req_t;
 
 /* --- respond.c: every answer goes through here --- */

@@ -125,6 +125,7 @@ static int take_over(clinic_db_t *db, clinic_idem_t *k, const stored_t *row, int
 static int replay(clinic_req_t *c, const stored_t *row)
 {
     apr_table_setn(c->r->headers_out, "Idempotent-Replayed", "true");
+    c->outcome = c->shape == CLINIC_SHAPE_DRF ? "replayed" : "REPLAYED";
     return clinic_send_text(c, atoi(row->status), row->body ? row->body : "");
 }
 

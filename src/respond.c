@@ -31,12 +31,36 @@ char *clinic_json_text(apr_pool_t *p, json_t *body)
     return copy;
 }
 
+/* The /visits outcome word for an answer's status. */
+static const char *drf_outcome(int status)
+{
+    switch (status) {
+    case HTTP_OK: return "created";
+    case HTTP_BAD_REQUEST: return "invalid";
+    case HTTP_UNAUTHORIZED: return "unauthorized";
+    case HTTP_FORBIDDEN: return "forbidden";
+    case HTTP_METHOD_NOT_ALLOWED: return "method_not_allowed";
+    case HTTP_CONFLICT: return "in_progress";
+    case HTTP_REQUEST_ENTITY_TOO_LARGE: return "too_large";
+    case HTTP_UNSUPPORTED_MEDIA_TYPE: return "unsupported_media_type";
+    case HTTP_UNPROCESSABLE_ENTITY: return "key_reused";
+    case HTTP_SERVICE_UNAVAILABLE: return "unavailable";
+    case HTTP_INTERNAL_SERVER_ERROR: return "error";
+    default: return "other";
+    }
+}
+
 int clinic_send_text(clinic_req_t *c, int status, const char *text)
 {
     request_rec *r = c->r;
     apr_bucket_brigade *bb;
     apr_size_t len = strlen(text);
 
+    if (c->shape == CLINIC_SHAPE_DRF && (!c->outcome || status != HTTP_OK))
+        c->outcome = c->outcome && !strcmp(c->outcome, "replayed") ? c->outcome
+                                                                   : drf_outcome(status);
+    else if (!c->outcome)
+        c->outcome = status == HTTP_OK ? "LINKED" : "OTHER";
     r->status = status;
     ap_set_content_type(r, "application/json");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
@@ -68,8 +92,10 @@ int clinic_fail(clinic_req_t *c, int status, const char *code, const char *msg)
 {
     json_t *body;
 
-    if (c->shape == CLINIC_SHAPE_ENVELOPE)
+    if (c->shape == CLINIC_SHAPE_ENVELOPE) {
         body = json_pack("{s:b, s:s, s:s}", "success", 0, "error", msg, "code", code);
+        c->outcome = code;
+    }
     else if (status == HTTP_INTERNAL_SERVER_ERROR)
         body = json_pack("{s:s}", "error", msg);
     else
