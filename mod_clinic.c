@@ -25,6 +25,7 @@ void *clinic_create_dir_conf(apr_pool_t *p, char *dir)
     c->leeway = CLINIC_UNSET;
     c->max_body = CLINIC_UNSET;
     c->idem_ttl = CLINIC_UNSET;
+    c->cors_max_age = CLINIC_UNSET;
     return c;
 }
 
@@ -48,6 +49,8 @@ void *clinic_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->time_offset = add->time_offset_set ? add->time_offset : base->time_offset;
     c->picture_base = MERGE_PTR(picture_base);
     c->idem_ttl = MERGE_INT(idem_ttl);
+    c->cors_origins = MERGE_PTR(cors_origins);
+    c->cors_max_age = MERGE_INT(cors_max_age);
     return c;
 }
 
@@ -214,6 +217,22 @@ static const char *set_idem_ttl(cmd_parms *cmd, void *cfg, const char *arg)
     return NULL;
 }
 
+static const char *set_cors_origin(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    return clinic_cors_add_origin(cmd->pool, cfg, arg);
+}
+
+static const char *set_cors_max_age(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (*arg == '\0' || *end || v < 0 || v > 86400)
+        return apr_psprintf(cmd->pool, "ClinicCORSMaxAge: '%s' is not 0-86400 seconds", arg);
+    ((clinic_dir_conf *)cfg)->cors_max_age = v;
+    return NULL;
+}
+
 #define DIRCONF (RSRC_CONF | ACCESS_CONF)
 
 static const command_rec clinic_cmds[] = {
@@ -244,6 +263,10 @@ static const command_rec clinic_cmds[] = {
                   "URL put before a patient's stored picture"),
     AP_INIT_TAKE1("ClinicIdempotencyTTL", set_idem_ttl, NULL, DIRCONF,
                   "seconds an Idempotency-Key is remembered (default 86400)"),
+    AP_INIT_ITERATE("ClinicCORSOrigins", set_cors_origin, NULL, DIRCONF,
+                    "origins (scheme://host[:port]) allowed to call from a browser, * or none"),
+    AP_INIT_TAKE1("ClinicCORSMaxAge", set_cors_max_age, NULL, DIRCONF,
+                  "seconds a browser may cache a preflight answer (default 600)"),
     {NULL}
 };
 

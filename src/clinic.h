@@ -32,6 +32,7 @@ extern module AP_MODULE_DECLARE_DATA clinic_module;
 #define CLINIC_DEFAULT_MAX_BODY 65536
 #define CLINIC_DEFAULT_UID_CLAIM "sub"
 #define CLINIC_DEFAULT_IDEM_TTL 86400
+#define CLINIC_DEFAULT_CORS_MAX_AGE 600
 #define CLINIC_RETRY_AFTER "5"
 
 /* Key material, read once when the configuration is read. */
@@ -59,6 +60,8 @@ typedef struct {
     int time_offset_set;
     const char *picture_base;          /* NULL unset */
     long idem_ttl;                     /* CLINIC_UNSET */
+    apr_array_header_t *cors_origins;  /* const char *; NULL unset, empty = none */
+    long cors_max_age;                 /* CLINIC_UNSET */
 } clinic_dir_conf;
 
 /* Effective values with the defaults applied. */
@@ -67,6 +70,8 @@ typedef struct {
 #define CLINIC_MAX_BODY(c)  ((c)->max_body == CLINIC_UNSET ? CLINIC_DEFAULT_MAX_BODY : (c)->max_body)
 #define CLINIC_UID_CLAIM(c) ((c)->uid_claim ? (c)->uid_claim : CLINIC_DEFAULT_UID_CLAIM)
 #define CLINIC_IDEM_TTL(c)  ((c)->idem_ttl == CLINIC_UNSET ? CLINIC_DEFAULT_IDEM_TTL : (c)->idem_ttl)
+#define CLINIC_CORS_MAX_AGE(c) \
+    ((c)->cors_max_age == CLINIC_UNSET ? CLINIC_DEFAULT_CORS_MAX_AGE : (c)->cors_max_age)
 
 void *clinic_create_dir_conf(apr_pool_t *p, char *dir);
 void *clinic_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
@@ -114,6 +119,14 @@ json_t *clinic_json_pool(apr_pool_t *p, json_t *v);
 /* Method, auth, media type, size, JSON. Returns CLINIC_GO with c filled, or
  * the already-sent answer's return code. */
 int clinic_request_begin(clinic_req_t *c, request_rec *r, clinic_shape_t shape);
+
+/* --- cors.c: ClinicCORSOrigins / ClinicCORSMaxAge --- */
+/* One ClinicCORSOrigins argument: an origin, `*` or `none`. NULL or an error. */
+const char *clinic_cors_add_origin(apr_pool_t *p, clinic_dir_conf *c, const char *arg);
+/* First step of every request: answers a valid preflight (204), else puts
+ * the CORS headers for an allowed Origin into r->err_headers_out so that
+ * every later answer carries them. */
+int clinic_cors_begin(clinic_req_t *c);
 
 /* --- handlers --- */
 int clinic_visits_handle(request_rec *r);

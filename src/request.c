@@ -222,7 +222,8 @@ int clinic_request_begin(clinic_req_t *c, request_rec *r, clinic_shape_t shape)
     c->r = r;
     c->shape = shape;
     c->conf = ap_get_module_config(r->per_dir_config, &clinic_module);
-    if ((rc = check_method(c)) == CLINIC_GO && (rc = check_auth(c)) == CLINIC_GO &&
+    if ((rc = clinic_cors_begin(c)) == CLINIC_GO &&
+        (rc = check_method(c)) == CLINIC_GO && (rc = check_auth(c)) == CLINIC_GO &&
         (rc = check_media_type(c)) == CLINIC_GO && (rc = read_body(c)) == CLINIC_GO)
         rc = parse_body(c);
     return rc;

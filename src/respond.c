@@ -36,6 +36,7 @@ static const char *drf_outcome(int status)
 {
     switch (status) {
     case HTTP_OK: return "created";
+    case HTTP_NO_CONTENT: return "preflight";
     case HTTP_BAD_REQUEST: return "invalid";
     case HTTP_UNAUTHORIZED: return "unauthorized";
     case HTTP_FORBIDDEN: return "forbidden";

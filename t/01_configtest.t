@@ -319,4 +319,43 @@ conf_fails('clinic Location without mod_dbd', <<"EOF", [qr/mod_dbd/], dbd => 0);
 </Location>
 EOF
 
+# --- CORS directives (t/70_cors.t tests what they do) ---
+for my $bad ('https://registration.hospital.example/', 'https://x.example/path', 'null',
+             'registration.hospital.example', 'https://x.example:99999', '* https://x.example',
+             'https://x.example none') {
+    conf_fails("ClinicCORSOrigins $bad", <<"EOF", [qr/ClinicCORSOrigins/]);
+<Location /v>
+    SetHandler clinic-visits
+    ClinicAuth off
+    ClinicCORSOrigins $bad
+</Location>
+EOF
+}
+for my $bad ('-1', '86401', '10m') {
+    conf_fails("ClinicCORSMaxAge $bad", <<"EOF", [qr/ClinicCORSMaxAge/]);
+<Location /v>
+    SetHandler clinic-visits
+    ClinicAuth off
+    ClinicCORSMaxAge $bad
+</Location>
+EOF
+}
+conf_ok('ClinicCORSOrigins: origins, ports, IPv6, *, none', <<"EOF");
+<Location /v>
+    SetHandler clinic-visits
+    ClinicAuth off
+    ClinicCORSOrigins https://registration.hospital.example http://127.0.0.1:3000
+    ClinicCORSOrigins http://[::1]:8080
+    ClinicCORSMaxAge 0
+</Location>
+<Location /w>
+    SetHandler clinic-visits
+    ClinicAuth off
+    ClinicCORSOrigins *
+</Location>
+<Location /v/x>
+    ClinicCORSOrigins none
+</Location>
+EOF
+
 done_testing();

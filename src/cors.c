@@ -1,0 +1,152 @@
+/*
+ * CORS for the seeds' browser front ends (ClinicCORSOrigins,
+ * ClinicCORSMaxAge). The first step of every request, before the method
+ * check and before authentication:
+ *
+ *  - a preflight (OPTIONS with Origin and Access-Control-Request-Method)
+ *    from an allowed origin, for POST and only the headers the routes use,
+ *    answers 204 with the Access-Control-Allow-* headers; any other
+ *    preflight is handled as if CORS were off (405, no CORS headers), and
+ *    the browser refuses;
+ *  - any other request from an allowed origin gets Access-Control-Allow-
+ *    Origin and -Expose-Headers in r->err_headers_out, which httpd sends
+ *    with every answer the module gives (README: what is not covered).
+ *
+ * Unset (or `none`): nothing here runs, not even Vary.
+ */
+#include "clinic.h"
+#include "apr_lib.h"
+#include "http_protocol.h"
+
+#define CORS_ALLOW_METHODS  "POST"
+#define CORS_ALLOW_HEADERS  "Authorization, Content-Type, Idempotency-Key, X-Request-Id"
+#define CORS_EXPOSE_HEADERS "Retry-After, WWW-Authenticate, X-Request-Id, Idempotent-Replayed"
+
+static const char *const request_headers[] = {
+    "authorization", "content-type", "idempotency-key", "x-request-id", NULL
+};
+
+/* scheme://host[:port], nothing after: what a browser sends as Origin. */
+static int is_origin(const char *s)
+{
+    const char *p = s;
+
+    if (!apr_isalpha(*p))
+        return 0;
+    while (apr_isalnum(*p) || *p == '+' || *p == '-' || *p == '.')
+        p++;
+    if (strncmp(p, "://", 3))
+        return 0;
+    p += 3;
+    if (*p == '[') {                        /* IPv6 literal */
+        const char *end = strchr(p, ']');
+        if (!end || end == p + 1 || strspn(p + 1, "0123456789abcdefABCDEF:.") != (size_t)(end - p - 1))
+            return 0;
+        p = end + 1;
+    } else {
+        size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_");
+        if (!n)
+            return 0;
+        p += n;
+    }
+    if (*p == ':') {
+        size_t n = strspn(++p, "0123456789");
+        if (n < 1 || n > 5 || atol(p) > 65535)
+            return 0;
+        p += n;
+    }
+    return *p == '\0';
+}
+
+static int is_word(const apr_array_header_t *a, const char *w)
+{
+    return a->nelts == 1 && !strcmp(APR_ARRAY_IDX(a, 0, const char *), w);
+}
+
+const char *clinic_cors_add_origin(apr_pool_t *p, clinic_dir_conf *c, const char *arg)
+{
+    int alone = !strcmp(arg, "*") || !strcasecmp(arg, "none");
+
+    if (!alone && !is_origin(arg))
+        return apr_psprintf(p, "ClinicCORSOrigins: '%s' is not an origin: write "
+                            "scheme://host[:port] with no path or trailing slash "
+                            "(e.g. https://registration.hospital.example), * or none", arg);
+    if (!c->cors_origins)
+        c->cors_origins = apr_array_make(p, 2, sizeof(const char *));
+    else if (alone || is_word(c->cors_origins, "*") || is_word(c->cors_origins, "none"))
+        return "ClinicCORSOrigins: * and none stand alone, not beside other origins";
+    APR_ARRAY_PUSH(c->cors_origins, const char *) = alone && strcmp(arg, "*") ? "none" : arg;
+    return NULL;
+}
+
+/* What Access-Control-Allow-Origin says to this Origin, NULL: not allowed. */
+static const char *allow_origin(const apr_array_header_t *a, const char *origin)
+{
+    int i;
+
+    if (is_word(a, "*"))
+        return "*";
+    for (i = 0; i < a->nelts; i++)
+        if (!strcasecmp(APR_ARRAY_IDX(a, i, const char *), origin))
+            return origin;
+    return NULL;
+}
+
+/* Access-Control-Request-Headers: every name one the routes read? */
+static int headers_allowed(apr_pool_t *p, const char *list)
+{
+    char *copy = apr_pstrdup(p, list ? list : ""), *last, *name;
+    int i;
+
+    for (name = apr_strtok(copy, ",", &last); name; name = apr_strtok(NULL, ",", &last)) {
+        apr_collapse_spaces(name, name);
+        if (!*name)
+            continue;
+        for (i = 0; request_headers[i] && strcasecmp(request_headers[i], name); i++)
+            ;
+        if (!request_headers[i])
+            return 0;
+    }
+    return 1;
+}
+
+int clinic_cors_begin(clinic_req_t *c)
+{
+    request_rec *r = c->r;
+    const apr_array_header_t *origins = c->conf->cors_origins;
+    apr_table_t *h = r->err_headers_out;
+    const char *origin, *allow, *method, *why;
+
+    if (!origins || is_word(origins, "none"))
+        return CLINIC_GO;
+    /* The answer depends on Origin, whatever it was: caches must know. */
+    apr_table_mergen(h, "Vary", "Origin");
+    origin = apr_table_get(r->headers_in, "Origin");
+    allow = origin ? allow_origin(origins, origin) : NULL;
+    method = r->method_number == M_OPTIONS
+                 ? apr_table_get(r->headers_in, "Access-Control-Request-Method") : NULL;
+    if (!method) {
+        if (allow) {
+            apr_table_setn(h, "Access-Control-Allow-Origin", allow);
+            apr_table_setn(h, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+        }
+        return CLINIC_GO;
+    }
+    why = !allow ? "origin not in ClinicCORSOrigins"
+          : strcmp(method, "POST") ? "method other than POST"
+          : !headers_allowed(r->pool, apr_table_get(r->headers_in,
+                                                    "Access-Control-Request-Headers"))
+              ? "a request header the routes do not take" : NULL;
+    if (why) {
+        /* As without CORS (405), and nothing the browser could accept. */
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "clinic: CORS preflight refused: %s", why);
+        return CLINIC_GO;
+    }
+    apr_table_setn(h, "Access-Control-Allow-Origin", allow);
+    apr_table_setn(h, "Access-Control-Allow-Methods", CORS_ALLOW_METHODS);
+    apr_table_setn(h, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
+    apr_table_setn(h, "Access-Control-Max-Age",
+                   apr_ltoa(r->pool, CLINIC_CORS_MAX_AGE(c->conf)));
+    c->outcome = c->shape == CLINIC_SHAPE_ENVELOPE ? "PREFLIGHT" : "preflight";
+    return clinic_send_text(c, HTTP_NO_CONTENT, "");
+}
