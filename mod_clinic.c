@@ -313,6 +313,7 @@ static void clinic_register_hooks(apr_pool_t *p)
     ap_hook_check_config(clinic_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(clinic_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(clinic_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_header_parser(clinic_cors_early, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(clinic) = {

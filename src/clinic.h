@@ -123,10 +123,17 @@ int clinic_request_begin(clinic_req_t *c, request_rec *r, clinic_shape_t shape);
 /* --- cors.c: ClinicCORSOrigins / ClinicCORSMaxAge --- */
 /* One ClinicCORSOrigins argument: an origin, `*` or `none`. NULL or an error. */
 const char *clinic_cors_add_origin(apr_pool_t *p, clinic_dir_conf *c, const char *arg);
-/* First step of every request: answers a valid preflight (204), else puts
- * the CORS headers for an allowed Origin into r->err_headers_out so that
- * every later answer carries them. */
+/* First step of every request: answers a valid preflight (204), else makes
+ * sure the CORS headers for an allowed Origin are in r->err_headers_out. */
 int clinic_cors_begin(clinic_req_t *c);
+/* header_parser hook: the same headers before Apache's access checks run,
+ * in clinic Locations only. */
+int clinic_cors_early(request_rec *r);
+/* Put the answer headers for this Origin in r->err_headers_out (once). */
+void clinic_cors_headers(request_rec *r, const clinic_dir_conf *conf);
+/* A preflight this Location will answer 204: an authz provider may grant it
+ * (a browser never sends credentials with a preflight). */
+int clinic_cors_preflight_ok(request_rec *r, const clinic_dir_conf *conf);
 
 /* --- handlers --- */
 int clinic_visits_handle(request_rec *r);

@@ -10,12 +10,16 @@
  *    the browser refuses;
  *  - any other request from an allowed origin gets Access-Control-Allow-
  *    Origin and -Expose-Headers in r->err_headers_out, which httpd sends
- *    with every answer the module gives (README: what is not covered).
+ *    with every answer the module gives. They are set at header_parser time
+ *    already (clinic_cors_early), so that answers httpd gives itself after
+ *    the location walk -- a `Require` that denies, before the handler --
+ *    carry them too (README: what is not covered).
  *
  * Unset (or `none`): nothing here runs, not even Vary.
  */
 #include "clinic.h"
 #include "apr_lib.h"
+#include "http_core.h"
 #include "http_protocol.h"
 
 #define CORS_ALLOW_METHODS  "POST"
@@ -110,34 +114,68 @@ static int headers_allowed(apr_pool_t *p, const char *list)
     return 1;
 }
 
-int clinic_cors_begin(clinic_req_t *c)
+/* NULL when this is a preflight the route answers 204; else why not. */
+static const char *preflight_refusal(request_rec *r, const apr_array_header_t *origins,
+                                     const char *method, const char **allow)
 {
-    request_rec *r = c->r;
-    const apr_array_header_t *origins = c->conf->cors_origins;
-    apr_table_t *h = r->err_headers_out;
-    const char *origin, *allow, *method, *why;
+    const char *origin = apr_table_get(r->headers_in, "Origin");
 
-    if (!origins || is_word(origins, "none"))
-        return CLINIC_GO;
+    *allow = origin ? allow_origin(origins, origin) : NULL;
+    if (!*allow)
+        return "origin not in ClinicCORSOrigins";
+    if (strcmp(method, "POST"))
+        return "method other than POST";
+    if (!headers_allowed(r->pool, apr_table_get(r->headers_in, "Access-Control-Request-Headers")))
+        return "a request header the routes do not take";
+    return NULL;
+}
+
+static const char *preflight_method(request_rec *r)
+{
+    return r->method_number == M_OPTIONS
+               ? apr_table_get(r->headers_in, "Access-Control-Request-Method") : NULL;
+}
+
+static int cors_on(const clinic_dir_conf *conf)
+{
+    return conf->cors_origins && !is_word(conf->cors_origins, "none");
+}
+
+int clinic_cors_preflight_ok(request_rec *r, const clinic_dir_conf *conf)
+{
+    const char *method = preflight_method(r), *allow;
+
+    return cors_on(conf) && method && !preflight_refusal(r, conf->cors_origins, method, &allow);
+}
+
+void clinic_cors_headers(request_rec *r, const clinic_dir_conf *conf)
+{
+    apr_table_t *h = r->err_headers_out;
+    const char *origin, *allow;
+
+    if (!cors_on(conf) || apr_table_get(r->notes, "clinic-cors"))
+        return;
+    apr_table_setn(r->notes, "clinic-cors", "1");
     /* The answer depends on Origin, whatever it was: caches must know. */
     apr_table_mergen(h, "Vary", "Origin");
     origin = apr_table_get(r->headers_in, "Origin");
-    allow = origin ? allow_origin(origins, origin) : NULL;
-    method = r->method_number == M_OPTIONS
-                 ? apr_table_get(r->headers_in, "Access-Control-Request-Method") : NULL;
-    if (!method) {
-        if (allow) {
-            apr_table_setn(h, "Access-Control-Allow-Origin", allow);
-            apr_table_setn(h, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
-        }
-        return CLINIC_GO;
+    allow = origin ? allow_origin(conf->cors_origins, origin) : NULL;
+    if (allow && !preflight_method(r)) {
+        apr_table_setn(h, "Access-Control-Allow-Origin", allow);
+        apr_table_setn(h, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
     }
-    why = !allow ? "origin not in ClinicCORSOrigins"
-          : strcmp(method, "POST") ? "method other than POST"
-          : !headers_allowed(r->pool, apr_table_get(r->headers_in,
-                                                    "Access-Control-Request-Headers"))
-              ? "a request header the routes do not take" : NULL;
-    if (why) {
+}
+
+int clinic_cors_begin(clinic_req_t *c)
+{
+    request_rec *r = c->r;
+    apr_table_t *h = r->err_headers_out;
+    const char *method = preflight_method(r), *allow, *why;
+
+    clinic_cors_headers(r, c->conf);
+    if (!method || !cors_on(c->conf))
+        return CLINIC_GO;
+    if ((why = preflight_refusal(r, c->conf->cors_origins, method, &allow)) != NULL) {
         /* As without CORS (405), and nothing the browser could accept. */
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "clinic: CORS preflight refused: %s", why);
         return CLINIC_GO;
@@ -149,4 +187,28 @@ int clinic_cors_begin(clinic_req_t *c)
                    apr_ltoa(r->pool, CLINIC_CORS_MAX_AGE(c->conf)));
     c->outcome = c->shape == CLINIC_SHAPE_ENVELOPE ? "PREFLIGHT" : "preflight";
     return clinic_send_text(c, HTTP_NO_CONTENT, "");
+}
+
+/* The handler SetHandler will give this request, as core sets it later. */
+static const char *set_handler(request_rec *r)
+{
+    core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
+    const char *err = NULL, *h;
+
+    if (!d->expr_handler)
+        return d->handler;
+    h = ap_expr_str_exec(r, d->expr_handler, &err);
+    return err ? NULL : h;
+}
+
+int clinic_cors_early(request_rec *r)
+{
+    const char *h;
+
+    if (r->main || !cors_on(ap_get_module_config(r->per_dir_config, &clinic_module)))
+        return DECLINED;
+    h = set_handler(r);
+    if (h && (!strcmp(h, CLINIC_HANDLER_VISITS) || !strcmp(h, CLINIC_HANDLER_LINK)))
+        clinic_cors_headers(r, ap_get_module_config(r->per_dir_config, &clinic_module));
+    return DECLINED;
 }

@@ -145,12 +145,14 @@ for my $path ('/utc/visits', '/visits/no-cors') {
     cors_answer($res, $reg, 'visits 415');
 
     my $key = "cors-$run";
-    my $first = visit({ patient => 1750, status => 'idem' }, headers => ['Idempotency-Key' => $key]);
-    $res = visit({ patient => 1750, status => 'idem' }, headers => ['Idempotency-Key' => $key]);
+    my $idem = '{"patient": 1750, "status": "idem"}';
+    my $first = visit($idem, headers => ['Idempotency-Key' => $key]);
+    is($first->code, 200, 'visits under an Idempotency-Key');
+    $res = visit($idem, headers => ['Idempotency-Key' => $key]);
     is($res->code, 200, 'visits replay');
     is($res->header('Idempotent-Replayed'), 'true', 'visits replay is a replay');
     cors_answer($res, $reg, 'visits replay');
-    $res = visit({ patient => 1750, status => 'other' }, headers => ['Idempotency-Key' => $key]);
+    $res = visit('{"patient": 1750, "status": "other"}', headers => ['Idempotency-Key' => $key]);
     is($res->code, 422, 'visits 422');
     cors_answer($res, $reg, 'visits 422');
 
@@ -178,6 +180,24 @@ for my $path ('/utc/visits', '/visits/no-cors') {
     $res = post_json('/star/visits', { patient => 1750, status => 'x' },
                      headers => [Origin => 'https://anyone.example']);
     cors_answer($res, '*', 'ClinicCORSOrigins * answer');
+}
+
+# --- httpd's own access control, before the handler ---
+{
+    my $res = post_json('/visits/ip-denied', { patient => 1750, status => 'x' }, token => $tok,
+                        headers => [Origin => $reg]);
+    is($res->code, 403, "Require denies before the handler: httpd's own 403");
+    cors_answer($res, $reg, "httpd's own 403");
+    $res = preflight('/visits/ip-denied', $reg);
+    is($res->code, 403, 'a Require that does not exempt OPTIONS denies the preflight too');
+    is(ac_headers($res), '', '... with no Access-Control-* header');
+    $res = preflight('/visits/ip-denied-but-preflight', $reg);
+    is($res->code, 204, 'Require method OPTIONS in a RequireAny lets the preflight through');
+    is($res->header('Access-Control-Allow-Origin'), $reg, '... answered by the module');
+    $res = post_json('/visits/ip-denied-but-preflight', { patient => 1750, status => 'x' },
+                     token => $tok, headers => [Origin => $reg]);
+    is($res->code, 403, '... while the POST is still denied');
+    cors_answer($res, $reg, '... readable by the page');
 }
 
 # --- add-and-link: its own statuses ---
