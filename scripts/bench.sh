@@ -1,7 +1,7 @@
 #!/bin/bash
 # `make bench`: mod_clinic against PostgreSQL and against this Apache's own
 # static-file floor on this machine, measured, no timed assertions
-# (BENCHMARKS.md reads its report). About 6 minutes on 2 cores.
+# (BENCHMARKS.md reads its report). About 8 minutes on 2 cores.
 #
 # This script prepares: a work dir, keys, a PostgreSQL cluster (initdb in the
 # work dir, unix socket only, bench/postgresql.conf: synchronous_commit on).
