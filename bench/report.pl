@@ -4,13 +4,19 @@
 # recompute from that file: ratios, per-request CPU, projections.
 #
 #   perl bench/report.pl bench-results.json > report.md
+#   perl bench/report.pl run1.json run2.json run3.json > report.md
+# With several files: the report of the first, then a run-to-run table of
+# every case's req/s and p99 in each run and the spread, (max - min) / median.
 use strict;
 use warnings;
 use JSON::PP ();
 
-my $file = shift or die "usage: report.pl RESULTS.json\n";
-open my $fh, '<', $file or die "$file: $!\n";
-my $R = JSON::PP->new->utf8->decode(do { local $/; <$fh> });
+die "usage: report.pl RESULTS.json [MORE.json ...]\n" unless @ARGV;
+my @runs = map {
+    open my $fh, '<', $_ or die "$_: $!\n";
+    JSON::PP->new->utf8->decode(do { local $/; <$fh> });
+} @ARGV;
+my $R = $runs[0];
 my ($S, $M) = @$R{qw(settings meta)};
 my @cases = @{ $R->{cases} };
 my %case = map { $_->{name} => $_ } @cases;
@@ -159,4 +165,19 @@ if (my $cg = $R->{callgrind}) {
               map { [$_->{function}, $_->{ir}, f('%.1f%%', 100 * $_->{ir} / ($visits->{total} || 1))] }
               @{ $top->{functions} });
     }
+}
+
+if (@runs > 1) {
+    print "### Run to run\n\n";
+    print scalar(@runs), " runs: ", join('; ', map { "$_->{meta}{date}, load $_->{meta}{load_start} to $_->{meta}{load_end}" } @runs), ".\n\n";
+    my @rows;
+    for my $c (@cases) {
+        my @rps = map { my $r = $_; my ($x) = grep { $_->{name} eq $c->{name} } @{ $r->{cases} }; $x } @runs;
+        next if grep { !defined } @rps;
+        my @v = sort { $a <=> $b } map { $_->{rps} // 0 } @rps;
+        my $median = $v[$#v / 2];
+        push @rows, [$c->{name}, (map { f('%.0f', $_->{rps}) . ' / ' . f('%.2f', $_->{p99_ms}) } @rps),
+                     $median ? f('%.0f%%', 100 * ($v[-1] - $v[0]) / $median) : '-'];
+    }
+    table(['case', (map { ":run $_ req/s / p99 ms" } 1 .. @runs), ':spread of req/s'], @rows);
 }
