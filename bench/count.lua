@@ -48,14 +48,25 @@ function response(status)
    end
 end
 
+-- The sum over all threads of a per-thread counter, and of a per-thread
+-- table of counters (in done()).
+function thread_sum(name)
+   local s = 0
+   for _, t in ipairs(threads) do s = s + t:get(name) end
+   return s
+end
+
+function thread_sum_table(name)
+   local all = {}
+   for _, t in ipairs(threads) do
+      for k, v in pairs(t:get(name)) do all[k] = (all[k] or 0) + v end
+   end
+   return all
+end
+
 -- maxn: the highest per-thread counter a script reports (link.lua), else 0.
 function report(summary, latency, maxn)
-   local ok_sum, other_sum, all = 0, 0, {}
-   for _, t in ipairs(threads) do
-      ok_sum = ok_sum + t:get("ok")
-      other_sum = other_sum + t:get("other")
-      for k, v in pairs(t:get("codes")) do all[k] = (all[k] or 0) + v end
-   end
+   local ok_sum, other_sum, all = thread_sum("ok"), thread_sum("other"), thread_sum_table("codes")
    local list = {}
    for k, v in pairs(all) do table.insert(list, k .. ":" .. v) end
    local e = summary.errors

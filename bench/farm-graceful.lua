@@ -3,12 +3,12 @@
 -- gathered in done().
 --   wrk ... -s bench/farm-graceful.lua http://127.0.0.1:PORT/ -- ROUTE LOGDIR TOKEN UID
 -- ROUTE visits or link; logs LOGDIR/wrk-ROUTE-THREAD.log (S tag / R status tag id).
-local threads = {}
-function setup(thread)
-    table.insert(threads, thread)
-    thread:set("tid", #threads)
-end
+-- setup() and thread_sum(): bench/count.lua, beside this file; response()
+-- and done() are this script's own.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "count.lua")
+
 function init(args)
+    tid = tindex + 1
     route, logdir, token, uid = args[1], args[2], args[3], args[4]
     log = io.open(logdir .. "/wrk-" .. route .. "-" .. tid .. ".log", "w")
     log:setvbuf("line")
@@ -53,14 +53,8 @@ function response(status, headers, body)
     log:write("R ", status, " ", tag, " ", id, "\n")
 end
 function done(summary, latency, requests)
-    local sent_all, got_all, total = 0, 0, {}
-    for _, t in ipairs(threads) do
-        sent_all = sent_all + t:get("sent")
-        got_all = got_all + t:get("got")
-        for k, v in pairs(t:get("statuses")) do total[k] = (total[k] or 0) + v end
-    end
-    io.write(string.format("LUA sent %d answered %d\n", sent_all, got_all))
-    for k, v in pairs(total) do io.write(string.format("LUA status %s %d\n", k, v)) end
+    io.write(string.format("LUA sent %d answered %d\n", thread_sum("sent"), thread_sum("got")))
+    for k, v in pairs(thread_sum_table("statuses")) do io.write(string.format("LUA status %s %d\n", k, v)) end
     local e = summary.errors
     io.write(string.format("LUA errors connect %d read %d write %d timeout %d status %d\n",
                            e.connect, e.read, e.write, e.timeout, e.status))
