@@ -6,7 +6,7 @@
 #   make install  install the module and conf/clinic.{load,conf} for a2enmod
 #   make fuzz     run the libFuzzer targets (FUZZ_SECONDS each, default 120)
 #   make farm     two nodes behind a balancer: races, idempotency, a killed node, graceful restarts
-#   make bench    wrk on both routes beside pgbench on the same SQL (see BENCHMARKS.md)
+#   make bench    wrk on both routes against pgbench's ceiling and the static floor (BENCHMARKS.md)
 #   make ASAN=1   the same with AddressSanitizer and UBSan
 
 APXS    ?= apxs
@@ -73,11 +73,12 @@ FUZZ_SECONDS ?= 120
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) ./scripts/fuzz.sh
 
-# Two nodes behind a mod_proxy_balancer front and one PostgreSQL (~65 s).
+# Two nodes behind a mod_proxy_balancer front and one PostgreSQL: t/farm/*.t (~65 s).
 farm: mod_clinic.so tools/mkjwt
 	./scripts/farm-test.sh
 
-# mod_clinic beside pgbench running the same SQL (BENCHMARKS.md). Measures; asserts nothing.
+# bench/cases.pl measured by bench/bench.pl into bench-results.json, rendered by
+# bench/report.pl (BENCHMARKS.md). Measures; asserts nothing.
 bench: deps
 	$(MAKE) mod_clinic.so tools/mkjwt
 	./scripts/bench.sh

@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# Split a callgrind profile of the module's handler (scripts/bench.sh runs
+# Split a callgrind profile of the module's handler (bench/bench.pl runs
 # httpd -X under callgrind with --toggle-collect=clinic_handler, and the
 # module's request-pool cleanups) into the module's own work and the
 # database's.

@@ -1,12 +1,38 @@
--- Shared by the wrk scripts of scripts/bench.sh (loaded with dofile): each
+-- Shared by the wrk scripts of bench/bench.pl (loaded with dofile): each
 -- thread counts its answers by status; report() sums the threads and prints
--- the one machine-readable "BENCH ..." line that scripts/bench.sh parses.
+-- the one machine-readable "BENCH ..." line that bench/bench.pl parses.
 
 threads = {}
 
 function setup(thread)
    thread:set("tindex", #threads)
    table.insert(threads, thread)
+end
+
+-- The Authorization header: TOKEN, or with @FILE a token a line, used in
+-- turn (thread t of nthreads, the same as wrk -t, takes lines t, t +
+-- nthreads, ...), so that a token comes back only after all the others:
+-- every request a token-cache miss. auth_next() before each request.
+function auth_init(arg, nthreads)
+   hdrs = {
+      ["Authorization"] = "Bearer " .. arg,
+      ["Content-Type"] = "application/json",
+   }
+   pool = nil
+   if arg:sub(1, 1) == "@" then
+      pool = {}
+      for line in io.lines(arg:sub(2)) do table.insert(pool, "Bearer " .. line) end
+      pool_step = nthreads or 1
+      next_tok = tindex + 1
+   end
+end
+
+function auth_next()
+   if pool then
+      hdrs["Authorization"] = pool[next_tok]
+      next_tok = next_tok + pool_step
+      if next_tok > #pool then next_tok = next_tok - #pool end
+   end
 end
 
 function count_reset()
@@ -22,14 +48,25 @@ function response(status)
    end
 end
 
+-- The sum over all threads of a per-thread counter, and of a per-thread
+-- table of counters (in done()).
+function thread_sum(name)
+   local s = 0
+   for _, t in ipairs(threads) do s = s + t:get(name) end
+   return s
+end
+
+function thread_sum_table(name)
+   local all = {}
+   for _, t in ipairs(threads) do
+      for k, v in pairs(t:get(name)) do all[k] = (all[k] or 0) + v end
+   end
+   return all
+end
+
 -- maxn: the highest per-thread counter a script reports (link.lua), else 0.
 function report(summary, latency, maxn)
-   local ok_sum, other_sum, all = 0, 0, {}
-   for _, t in ipairs(threads) do
-      ok_sum = ok_sum + t:get("ok")
-      other_sum = other_sum + t:get("other")
-      for k, v in pairs(t:get("codes")) do all[k] = (all[k] or 0) + v end
-   end
+   local ok_sum, other_sum, all = thread_sum("ok"), thread_sum("other"), thread_sum_table("codes")
    local list = {}
    for k, v in pairs(all) do table.insert(list, k .. ":" .. v) end
    local e = summary.errors

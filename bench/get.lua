@@ -1,4 +1,4 @@
--- wrk script: GET a static file from the same Apache (scripts/bench.sh): the
+-- wrk script: GET a static file from the same Apache (bench/bench.pl): the
 -- floor of what httpd, the kernel and wrk cost per request on this machine,
 -- with no module and no database. done() prints the "BENCH ..." line.
 

@@ -1,5 +1,5 @@
 /*
- * Token helpers for scripts/bench.sh.
+ * Token helpers for bench/bench.pl.
  *
  *   tokens mint RSA_PRIVATE_PEM N
  *       N distinct RS256 tokens, one a line: {"sub":"bench","userId":

@@ -1,4 +1,4 @@
-# Sourced by scripts/test.sh and scripts/farm-test.sh: a PostgreSQL cluster
+# Sourced by scripts/lib.sh (for scripts/test.sh, farm-test.sh and bench.sh): a PostgreSQL cluster
 # in a temp dir, unix socket only, owned and run by the unprivileged test
 # user (PostgreSQL refuses root). Needs: as_user, $pgbin, $user, $work.
 #

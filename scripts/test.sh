@@ -14,13 +14,9 @@
 #                                    the runtime into httpd and fail on any report
 set -euo pipefail
 
-top=$(cd "$(dirname "$0")/.." && pwd)
 dbs=${CLINIC_TEST_DBS:-sqlite pgsql}
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-httpd=$(apxs -q SBINDIR)/$(apxs -q TARGET)
-
-# shellcheck source=scripts/unpriv.sh
-. "$top/scripts/unpriv.sh"
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 work=$(mktemp -d /tmp/mod_clinic-test.XXXXXX)
 pgdata=
@@ -34,24 +30,21 @@ trap cleanup EXIT
 
 cp -r "$top/t" "$top/sql" "$work/"
 cp "$top/mod_clinic.so" "$top/tools/mkjwt" "$top/scripts/httpd-asan" "$work/"
-rm -rf "$work/t/unit"
+rm -rf "$work/t/unit" "$work/t/farm"   # t/farm: make farm runs those
 
 # Real keys, made fresh for every run.
 keys="$work/keys"
 mkdir -p "$keys"
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$keys/rsa-private.pem" 2>/dev/null
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$keys/rsa2-private.pem" 2>/dev/null
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$keys/ec-private.pem" 2>/dev/null
-for k in rsa rsa2 ec; do openssl pkey -in "$keys/$k-private.pem" -pubout -out "$keys/$k-public.pem"; done
-openssl rand -hex 32 > "$keys/hs-secret"
+make_rsa_key "$keys" rsa
+make_rsa_key "$keys" rsa2
+make_ec_key "$keys" ec
+make_hs_secret "$keys/hs-secret"
 "$work/mkjwt" jwks --kid rsa-1 --alg RS256 "$keys/rsa-public.pem" --kid rsa-2 "$keys/rsa2-public.pem" \
     --kid ec-1 --alg ES256 "$keys/ec-public.pem" > "$keys/jwks.json"
 
 chown -R "$user" "$work" 2>/dev/null || true
 (cd "$work" && as_user perl -MApache::TestMM -e 'Apache::TestMM::generate_script("t/TEST")' >/dev/null)
 
-# shellcheck source=scripts/pgtemp.sh
-. "$top/scripts/pgtemp.sh"
 start_pgsql() {
     pgdata="$work/pg"
     pg_temp_start "$pgdata" "max_connections = 100"
@@ -102,7 +95,7 @@ for db in $dbs; do
     (cd "$work" && as_user env CLINIC_DB="$db" CLINIC_DBD_DRIVER="$driver" \
         CLINIC_DBD_PARAMS="$params" CLINIC_DBD_PARAMS_DOWN="$down" CLINIC_DB_DSN="$dsn" CLINIC_KEYS="$keys" \
         CLINIC_MKJWT="$work/mkjwt" CLINIC_MODULE="$work/mod_clinic.so" \
-        CLINIC_MODDIR="$(apxs -q LIBEXECDIR)" CLINIC_PGDATA="$pgdata" CLINIC_PGBIN="$pgbin" \
+        CLINIC_MODDIR="$moddir" CLINIC_PGDATA="$pgdata" CLINIC_PGBIN="$pgbin" \
         CLINIC_HTTPD="$httpd_cmd" CLINIC_RACE_ROUNDS="${CLINIC_RACE_ROUNDS:-}" "${san_env[@]}" \
         perl t/TEST -httpd "$httpd_cmd" -apxs "$(command -v apxs)" -port select -verbose \
         ${CLINIC_TEST_FILES:-}) 2>&1 | tee "$log"

@@ -1,4 +1,4 @@
-# Sourced by scripts/test.sh, farm-test.sh and bench.sh: Apache::Test and
+# Sourced by scripts/lib.sh (for scripts/test.sh, farm-test.sh and bench.sh): Apache::Test and
 # PostgreSQL refuse root, so as root the work runs as the unprivileged user
 # `clinictest` (created when missing). Sets $user and as_user.
 if [ "$(id -u)" = 0 ]; then

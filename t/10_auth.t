@@ -14,7 +14,7 @@ use Apache::TestRequest ();
 use File::Temp ();
 use MIME::Base64 qw(decode_base64url encode_base64url);
 use lib 't/lib';
-use Clinic::Test;
+use Clinic::Test qw(:DEFAULT common_headers);
 
 my $keys = keys_dir();
 my $dbh  = dbh();
@@ -27,13 +27,6 @@ my $CHALLENGE     = 'Bearer realm="clinic"';
 my $CHALLENGE_BAD = 'Bearer realm="clinic", error="invalid_token"';
 
 sub counts { (count_rows('visits'), count_rows('practice_patients')) }
-
-sub common_headers {
-    my ($res, $what) = @_;
-    is($res->header('Content-Type'), 'application/json', "$what: Content-Type");
-    is($res->header('Cache-Control'), 'no-store', "$what: Cache-Control");
-    is($res->header('X-Content-Type-Options'), 'nosniff', "$what: nosniff");
-}
 
 sub tok {
     my $t = token(@_);

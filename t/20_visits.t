@@ -7,7 +7,7 @@ use utf8;
 use Test::More;
 use Apache::TestRequest ();
 use lib 't/lib';
-use Clinic::Test;
+use Clinic::Test qw(:DEFAULT common_headers);
 
 my $tok = token(claims => { sub => 'registration-desk' });
 my $dbh = dbh();
@@ -32,13 +32,6 @@ sub expected_patient_1750 {
         face_encodings => '4f993c46-d194-40d2-90f4-79e21c556fee',
         picture => 'https://img.example.org/media/patients/1750.jpg',
         filter_string => 'SV1750SV1750  patient_name', patient_id => 'SV1750', confidence => '');
-}
-
-sub common_headers {
-    my ($res, $what) = @_;
-    is($res->header('Content-Type'), 'application/json', "$what: Content-Type");
-    is($res->header('Cache-Control'), 'no-store', "$what: Cache-Control");
-    is($res->header('X-Content-Type-Options'), 'nosniff', "$what: nosniff");
 }
 
 # --- the seed's request, verbatim ---

@@ -10,7 +10,7 @@ use JSON::PP ();
 use URI::Escape qw(uri_escape_utf8);
 use Apache::TestRequest ();
 use lib 't/lib';
-use Clinic::Test;
+use Clinic::Test qw(:DEFAULT common_headers);
 
 my $dbh = dbh();
 my $run = sprintf '%x%x%04x', time, $$, int rand 0x10000;   # unique per run
@@ -66,13 +66,6 @@ sub nothing_written {
 sub err_body {
     my ($error, $code) = @_;
     return ojson(Clinic::Test::O(success => JSON::PP::false, error => $error, code => $code));
-}
-
-sub common_headers {
-    my ($res, $what) = @_;
-    is($res->header('Content-Type'), 'application/json', "$what: Content-Type");
-    is($res->header('Cache-Control'), 'no-store', "$what: Cache-Control");
-    is($res->header('X-Content-Type-Options'), 'nosniff', "$what: nosniff");
 }
 
 sub data_of { my $b = jbody($_[0]); return ref $b eq 'HASH' && ref $b->{data} eq 'HASH' ? $b->{data} : {} }

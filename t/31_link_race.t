@@ -7,18 +7,18 @@ use warnings FATAL => 'all';
 use utf8;
 
 use Test::More;
-use POSIX ();
 use JSON::PP ();
 use HTTP::Request ();
 use Apache::TestRequest ();
 use lib 't/lib';
 use Clinic::Test;
+use Clinic::Race ();
 
 my $clients = 20;
 my $rounds = $ENV{CLINIC_RACE_ROUNDS} || 3;
 my $dbh = dbh();
-# Children inherit this handle; they never use it and leave with _exit, but
-# make sure no child's exit could close the parent's connection.
+# Children inherit this handle; they never use it and leave with _exit
+# (Clinic::Race), but make sure no child's exit could close the parent's connection.
 $dbh->{AutoInactiveDestroy} = 1;
 
 my $run = sprintf '%x%x%04x', time, $$, int rand 0x10000;
@@ -36,66 +36,32 @@ for my $round (1 .. $rounds) {
     my $tok = token(claims => { userId => $uid });
     my $before = count_rows('practice_patients');
 
-    pipe(my $go_r, my $go_w) or die "pipe: $!";
-    pipe(my $res_r, my $res_w) or die "pipe: $!";
-    pipe(my $ready_r, my $ready_w) or die "pipe: $!";
     my $path = "/patients/add_and_link?uid=$uid";
-    my @pids;
-    for my $i (1 .. $clients) {
-        my $pid = fork;
-        die "fork: $!" unless defined $pid;
-        if (!$pid) {
-            # Child: its own user agent and request, ready before the start.
-            close $go_w;
-            close $res_r;
-            close $ready_r;
-            alarm 60;
-            my $line = "$i 000 - not-sent\n";
-            eval {
-                my $ua = Apache::TestRequest::user_agent(reset => 1, keep_alive => 0);
-                my $req = HTTP::Request->new(POST => Apache::TestRequest::resolve_url($path),
-                    ['Authorization' => "Bearer $tok", 'Content-Type' => 'application/json'],
-                    $codec->encode({ appointment_id => $appt, firstName => "Racer$i", lastName => 'Race' }));
-                syswrite $ready_w, 'r';
-                close $ready_w;
-                my $buf;
-                sysread $go_r, $buf, 1;   # returns at EOF: the parent closed its end
-                my $res = $ua->request($req);
-                my $b = jbody($res);
-                my $id = ref $b eq 'HASH' && ref $b->{data} eq 'HASH' ? $b->{data}{_id} // '-' : '-';
-                my $code = ref $b eq 'HASH' ? $b->{code} // '-' : '-';
-                $line = sprintf "%d %03d %s %s\n", $i, $res->code, $id, $code;
-                1;
-            } or $line = "$i 000 - died\n";
-            syswrite $res_w, $line;
-            POSIX::_exit(0);
-        }
-        push @pids, $pid;
-    }
-    close $go_r;
-    close $res_w;
-    close $ready_w;
-    # Wait until every child is ready (or gone), then start them all at once.
-    my ($ready, $buf) = (0, '');
-    while ($ready < $clients) {
-        my $got = sysread $ready_r, $buf, $clients;
-        last unless $got;
-        $ready += $got;
-    }
-    close $ready_r;
-    close $go_w;
-    my @lines = <$res_r>;
-    close $res_r;
-    waitpid $_, 0 for @pids;
+    my @results = Clinic::Race::run(clients => $clients, prepare => sub {
+        my ($i) = @_;
+        # Child: its own user agent and request, ready before the start.
+        my $ua = Apache::TestRequest::user_agent(reset => 1, keep_alive => 0);
+        my $req = HTTP::Request->new(POST => Apache::TestRequest::resolve_url($path),
+            ['Authorization' => "Bearer $tok", 'Content-Type' => 'application/json'],
+            $codec->encode({ appointment_id => $appt, firstName => "Racer$i", lastName => 'Race' }));
+        return sub {
+            my $res = $ua->request($req);
+            my $b = jbody($res);
+            return { status => $res->code,
+                     id => ref $b eq 'HASH' && ref $b->{data} eq 'HASH' ? $b->{data}{_id} // '-' : '-',
+                     code => ref $b eq 'HASH' ? $b->{code} // '-' : '-' };
+        };
+    });
 
     my (%by_status, $winner_i, $winner_id);
-    for (@lines) {
-        my ($i, $status, $id, $code) = split ' ';
+    for my $r (@results) {
+        my ($i, $status, $id, $code) = @$r{qw(i status id code)};
         $by_status{$status}++;
         ($winner_i, $winner_id) = ($i, $id) if $status eq '200';
-        diag("round $round: client $i answered $status $code") if $status ne '200' && $status ne '409';
+        diag("round $round: client $i answered $status " . ($code // $r->{error}))
+            if $status ne '200' && $status ne '409';
     }
-    is(scalar @lines, $clients, "round $round: all $clients clients answered");
+    is(scalar @results, $clients, "round $round: all $clients clients answered");
     is($by_status{200} // 0, 1, "round $round: exactly one 200");
     is($by_status{409} // 0, $clients - 1, "round $round: nineteen 409");
     is(count_rows('practice_patients'), $before + 1, "round $round: exactly one new practice_patients row");

@@ -11,6 +11,7 @@ use Digest::SHA qw(sha256_hex);
 use POSIX qw(strftime);
 use lib 't/lib';
 use Clinic::Test;
+use Clinic::Race ();
 
 my $run = new_hex24();    # keeps keys unique across reruns
 my $tok = token(claims => { sub => "desk-$run" });
@@ -161,21 +162,10 @@ is(post_visit('k' x 255, $body)->code, 200, 'a 255-character key is fine');
 {
     my $key = "race-$run";
     my $before = visits();
-    my @kids;
-    for my $i (1 .. 10) {
-        pipe(my $rd, my $wr) or die;
-        my $pid = fork // die;
-        if (!$pid) {
-            close $rd;
-            Apache::TestRequest::user_agent(reset => 1, keep_alive => 0);
-            print $wr post_visit($key, $body)->code;
-            close $wr;
-            POSIX::_exit(0);   # no destructors: the parent's DBI session stays open
-        }
-        close $wr;
-        push @kids, [$pid, $rd];
-    }
-    my @codes = map { my $fh = $_->[1]; local $/; my $c = <$fh>; waitpid($_->[0], 0); $c } @kids;
+    my @codes = map { $_->{status} } Clinic::Race::run(clients => 10, prepare => sub {
+        Apache::TestRequest::user_agent(reset => 1, keep_alive => 0);
+        return sub { return { status => post_visit($key, $body)->code } };
+    });
     is(scalar(grep { $_ == 200 || $_ == 409 } @codes), 10, 'concurrent duplicates: 200 or 409 each (' . join(' ', sort @codes) . ')');
     is(visits(), $before + 1, 'concurrent duplicates wrote exactly one visit');
 }

@@ -12,9 +12,12 @@ use DBI ();
 use IO::Socket::INET ();
 use Apache::Test ();
 use Apache::TestRequest ();
+use Test::More ();
+use Clinic::Token ();
 
 our @EXPORT = qw(token post_json jbody dbh db_kind ojson raw_request
                  count_rows new_hex24 keys_dir send_method);
+our @EXPORT_OK = qw(common_headers);
 
 my $json = JSON::PP->new->utf8->allow_nonref;
 
@@ -38,19 +41,19 @@ sub token {
     my $key = $o{key} // ($alg =~ /^RS/ ? keys_dir() . '/rsa-private.pem'
                         : $alg =~ /^ES/ ? keys_dir() . '/ec-private.pem'
                         : $alg =~ /^HS/ ? keys_dir() . '/hs-secret' : undef);
-    my @cmd = ($ENV{CLINIC_MKJWT}, 'sign', '--alg', $alg);
-    push @cmd, '--key', $key if defined $key && $alg ne 'none';
-    push @cmd, '--kid', $o{kid} if defined $o{kid};
-    push @cmd, '--claims', (ref $o{claims} ? $json->encode($o{claims}) : $o{claims})
-        if defined $o{claims};
-    push @cmd, '--exp-in', $o{exp_in} if defined $o{exp_in};
-    push @cmd, '--no-exp' if $o{no_exp};
-    open(my $fh, '-|', @cmd) or die "mkjwt: $!";
-    my $t = <$fh>;
-    close $fh or die "mkjwt failed: @cmd";
-    chomp $t;
+    my $t = Clinic::Token::mint(%o, alg => $alg, key => $key, mkjwt => $ENV{CLINIC_MKJWT});
     record_sent('sent-tokens.txt', $t);
     return $t;
+}
+
+# The headers every JSON answer carries: three tests. Exported on request,
+# use Clinic::Test qw(:DEFAULT common_headers).
+sub common_headers {
+    my ($res, $what) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    Test::More::is($res->header('Content-Type'), 'application/json', "$what: Content-Type");
+    Test::More::is($res->header('Cache-Control'), 'no-store', "$what: Cache-Control");
+    Test::More::is($res->header('X-Content-Type-Options'), 'nosniff', "$what: nosniff");
 }
 
 # post_json($path, $body, token => ..., type => ..., headers => [...], method => 'POST')
@@ -97,9 +100,7 @@ sub count_rows {
     return $n;
 }
 
-sub new_hex24 {
-    return join '', map { sprintf '%02x', int rand 256 } 1 .. 12;
-}
+sub new_hex24 { Clinic::Token::new_hex24() }
 
 # Ordered JSON: ojson([k => v, ...]) for objects, [[...]] for arrays via
 # JSON::PP for scalars. Objects are array refs of pairs blessed as 'O'.

@@ -1,0 +1,55 @@
+# The measured cases of `make bench` (bench/bench.pl runs them in this
+# order, bench/report.pl renders them). One hash per case:
+#
+#   name    unique; shown in the report
+#   kind    wrk (a module route), static (the httpd floor), pgbench
+#   route   visits or link (wrk, pgbench); the report compares a route's wrk
+#           cases with its ceiling (role => 'ceiling') and the static floor
+#   token   wrk: rs256 or hs256 (one token, cached by the module after the
+#           first request; rs256-kid the same with kid bench-1, for key sets)
+#           or rs256-new (a new token every request: a pool
+#           of BENCH_TOKEN_POOL distinct tokens from bench/tokens.c, in turn)
+#   conns   wrk connections / pgbench clients (default BENCH_CONNECTIONS, 16)
+#   conf    wrk: a snippet from bench/conf/NAME.conf appended to the end of
+#           Apache's configuration for this case (Apache is restarted with
+#           it); it may add server directives or override the routes'
+#           <Location> blocks. Placeholders: @WORK@ @PORT@ @MODDIR@ @SOCK@.
+#   script  pgbench: the file in bench/; role => 'ceiling' marks the least SQL
+#           a correct implementation must run for the route (issue 13)
+#   rate_of pgbench: run at the req/s that wrk case reached (pgbench -R)
+#   note    one line for the report
+#
+# A configuration VARIANT is one more wrk case: the same route and token with
+# a conf snippet, e.g.
+#   { name => 'visits.rs.jwks-url', kind => 'wrk', route => 'visits', token => 'rs256',
+#     conf => 'jwks-url', note => 'key set fetched from a URL' },
+# with bench/conf/jwks-url.conf holding the <Location "/visits"> override.
+(
+    { name => 'visits.rs',      kind => 'wrk', route => 'visits', token => 'rs256' },
+    { name => 'visits.hs',      kind => 'wrk', route => 'visits', token => 'hs256' },
+    { name => 'link.rs',        kind => 'wrk', route => 'link',   token => 'rs256' },
+    { name => 'link.hs',        kind => 'wrk', route => 'link',   token => 'hs256' },
+    { name => 'visits.rs-new',  kind => 'wrk', route => 'visits', token => 'rs256-new' },
+    { name => 'link.rs-new',    kind => 'wrk', route => 'link',   token => 'rs256-new' },
+    { name => 'visits.rs.c64',  kind => 'wrk', route => 'visits', token => 'rs256', conns => 64 },
+    { name => 'visits.rs.c256', kind => 'wrk', route => 'visits', token => 'rs256', conns => 256 },
+    { name => 'link.rs.c64',    kind => 'wrk', route => 'link',   token => 'rs256', conns => 64 },
+    { name => 'link.rs.c256',   kind => 'wrk', route => 'link',   token => 'rs256', conns => 256 },
+    { name => 'static',         kind => 'static',
+      note => 'the httpd floor: the size of a /visits answer, no module, no database' },
+    { name => 'visits.rs.jwks-file', kind => 'wrk', route => 'visits', token => 'rs256-kid', conf => 'jwks-file',
+      note => 'keys from a JWKS file (ClinicJWKSFile) instead of a PEM key file' },
+    { name => 'visits.rs.access-log', kind => 'wrk', route => 'visits', token => 'rs256', conf => 'access-log',
+      note => 'a second, detailed CustomLog' },
+
+    { name => 'pg.visits', kind => 'pgbench', route => 'visits', script => 'visits-min.pgbench', role => 'ceiling',
+      note => 'one statement: INSERT the visit from the patient row, RETURNING what the answer needs' },
+    { name => 'pg.link', kind => 'pgbench', route => 'link', script => 'link.pgbench', role => 'ceiling',
+      note => 'BEGIN; INSERT patient; conditional UPDATE; COMMIT' },
+    { name => 'pg.visits-module', kind => 'pgbench', route => 'visits', script => 'visits.pgbench',
+      note => "the module's SQL today: SELECT the patient, then INSERT" },
+    { name => 'pg.visits-rate', kind => 'pgbench', route => 'visits', script => 'visits-min.pgbench',
+      rate_of => 'visits.rs', note => "the ceiling's SQL at mod_clinic's RS256 rate" },
+    { name => 'pg.link-rate', kind => 'pgbench', route => 'link', script => 'link.pgbench',
+      rate_of => 'link.rs', note => "the ceiling's SQL at mod_clinic's RS256 rate" },
+);
