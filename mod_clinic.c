@@ -9,6 +9,7 @@
 #include "src/clinic.h"
 #include "src/datetime.h"
 #include "src/objectid.h"
+#include "src/metrics.h"
 #include "http_request.h"
 #include "apr_file_io.h"
 
@@ -267,6 +268,8 @@ static const command_rec clinic_cmds[] = {
                     "origins (scheme://host[:port]) allowed to call from a browser, * or none"),
     AP_INIT_TAKE1("ClinicCORSMaxAge", set_cors_max_age, NULL, DIRCONF,
                   "seconds a browser may cache a preflight answer (default 600)"),
+    AP_INIT_FLAG("ClinicMetrics", clinic_metrics_set, NULL, RSRC_CONF,
+                 "On (default): count requests for clinic-metrics and mod_status"),
     {NULL}
 };
 
@@ -300,20 +303,24 @@ static int clinic_handler(request_rec *r)
 {
     if (!r->handler)
         return DECLINED;
-    if (!strcmp(r->handler, CLINIC_HANDLER_VISITS))
-        return clinic_visits_handle(r);
-    if (!strcmp(r->handler, CLINIC_HANDLER_LINK))
-        return clinic_link_handle(r);
+    if (!strcmp(r->handler, CLINIC_HANDLER_VISITS)) {
+        clinic_metric_begin(r);
+        return clinic_metric_end(r, 0, clinic_visits_handle(r));
+    }
+    if (!strcmp(r->handler, CLINIC_HANDLER_LINK)) {
+        clinic_metric_begin(r);
+        return clinic_metric_end(r, 1, clinic_link_handle(r));
+    }
     return DECLINED;
 }
 
 static void clinic_register_hooks(apr_pool_t *p)
 {
-    (void)p;
     ap_hook_check_config(clinic_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(clinic_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(clinic_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_header_parser(clinic_cors_early, NULL, NULL, APR_HOOK_MIDDLE);
+    clinic_metrics_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(clinic) = {

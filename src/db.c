@@ -20,6 +20,7 @@
 #include <libpq-fe.h>
 
 #include "db.h"
+#include "metrics.h"
 #include "http_protocol.h"
 #include "apr_optional.h"
 
@@ -150,12 +151,15 @@ static int classify(clinic_db_t *db, int rv, const char *what, int repeatable)
     const char *msg = log_db_error(db, rv, what);
     char st[6];
 
-    if (!db->pgsql)   /* sqlite3: SQLITE_BUSY / SQLITE_LOCKED after its retries */
+    if (!db->pgsql) { /* sqlite3: SQLITE_BUSY / SQLITE_LOCKED after its retries */
+        clinic_metric_db_error((rv == 5 || rv == 6) ? CLINIC_DBERR_TIMEOUT : CLINIC_DBERR_OTHER);
         return (rv == 5 || rv == 6) ? CLINIC_DB_DOWN : CLINIC_DB_ERROR;
+    }
 
     if (PQstatus(apr_dbd_native_handle(db->dbd->driver, db->dbd->handle)) == CONNECTION_BAD) {
         /* The server went away under a pooled connection: PQreset it now. */
         db->in_txn = 0;
+        clinic_metric_db_error(CLINIC_DBERR_UNAVAILABLE);
         if (apr_dbd_check_conn(db->dbd->driver, db->r->pool, db->dbd->handle) != APR_SUCCESS)
             return CLINIC_DB_DOWN;
         /* A fresh session: give it its statements back now, so it never
@@ -169,6 +173,9 @@ static int classify(clinic_db_t *db, int rv, const char *what, int repeatable)
         db->repair = 1;
         return db->retried ? CLINIC_DB_DOWN : CLINIC_DB_RETRY;
     }
+    clinic_metric_db_error(!transient(st) ? CLINIC_DBERR_OTHER
+                           : (!strcmp(st, "57014") || !strcmp(st, "55P03"))
+                               ? CLINIC_DBERR_TIMEOUT : CLINIC_DBERR_UNAVAILABLE);
     return transient(st) ? CLINIC_DB_DOWN : CLINIC_DB_ERROR;
 }
 
@@ -194,6 +201,7 @@ static int repair(clinic_db_t *db)
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, db->r, APLOGNO(10514)
                   "clinic: database session was reset; statements prepared again");
+    clinic_metric_db_error(CLINIC_DBERR_REPAIRED);
     db->repair = 0;
     return CLINIC_DB_OK;
 }
@@ -220,6 +228,7 @@ int clinic_db_acquire(request_rec *r, clinic_db_t **dbp)
     if (!db->dbd) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(10512)
                       "clinic: no database connection from mod_dbd");
+        clinic_metric_db_error(CLINIC_DBERR_UNAVAILABLE);
         return CLINIC_DB_DOWN;
     }
     db->pgsql = !strcmp(apr_dbd_name(db->dbd->driver), "pgsql");
@@ -245,13 +254,16 @@ static int select_once(clinic_db_t *db, clinic_sql_t q, const char **args,
                        apr_dbd_results_t **res)
 {
     apr_dbd_prepared_t *st = statement(db, q);
+    apr_time_t t0;
     int rv;
 
     if (!st)
         return CLINIC_DB_ERROR;
     *res = NULL;
+    t0 = clinic_metric_now();
     rv = apr_dbd_pselect(db->dbd->driver, db->r->pool, db->dbd->handle, res, st,
                          1, stmts[q].nargs, args);
+    clinic_metric_db_time(db->r, t0);
     return rv == 0 ? CLINIC_DB_OK
                    : classify(db, rv, stmts[q].label, db->in_txn || !stmts[q].writes);
 }
@@ -259,13 +271,16 @@ static int select_once(clinic_db_t *db, clinic_sql_t q, const char **args,
 static int exec_once(clinic_db_t *db, clinic_sql_t q, const char **args, int *nrows)
 {
     apr_dbd_prepared_t *st = statement(db, q);
+    apr_time_t t0;
     int rv;
 
     if (!st)
         return CLINIC_DB_ERROR;
     *nrows = 0;
+    t0 = clinic_metric_now();
     rv = apr_dbd_pquery(db->dbd->driver, db->r->pool, db->dbd->handle, nrows, st,
                         stmts[q].nargs, args);
+    clinic_metric_db_time(db->r, t0);
     return rv == 0 ? CLINIC_DB_OK
                    : classify(db, rv, stmts[q].label, db->in_txn || !stmts[q].writes);
 }
@@ -321,12 +336,14 @@ const char *clinic_db_col(clinic_db_t *db, apr_dbd_row_t *row, int col)
 
 int clinic_db_begin(clinic_db_t *db)
 {
+    apr_time_t t0 = clinic_metric_now();
     int n, rv;
 
     /* SQLite: take the write lock now, so that racing writers queue here
      * (with the driver's busy retries) instead of failing at COMMIT. */
     rv = apr_dbd_query(db->dbd->driver, db->dbd->handle, &n,
                        db->pgsql ? "BEGIN" : "BEGIN IMMEDIATE");
+    clinic_metric_db_time(db->r, t0);
     if (rv != 0)
         return classify(db, rv, "BEGIN", 1);
     db->in_txn = 1;
@@ -335,12 +352,15 @@ int clinic_db_begin(clinic_db_t *db)
 
 int clinic_db_end(clinic_db_t *db, int rollback)
 {
+    apr_time_t t0;
     int n, rv;
 
     if (!db->in_txn)
         return CLINIC_DB_OK;
     db->in_txn = 0;
+    t0 = clinic_metric_now();
     rv = apr_dbd_query(db->dbd->driver, db->dbd->handle, &n, rollback ? "ROLLBACK" : "COMMIT");
+    clinic_metric_db_time(db->r, t0);
     /* A COMMIT whose outcome is unknown must not be repeated. */
     return rv == 0 ? CLINIC_DB_OK : classify(db, rv, rollback ? "ROLLBACK" : "COMMIT", 0);
 }

@@ -14,6 +14,7 @@
 #include "datetime.h"
 #include "db.h"
 #include "idempotency.h"
+#include "metrics.h"
 #include "http_protocol.h"
 
 #define ABANDONED_AFTER 60   /* seconds an unfinished claim is honoured */
@@ -126,6 +127,7 @@ static int replay(clinic_req_t *c, const stored_t *row)
 {
     apr_table_setn(c->r->headers_out, "Idempotent-Replayed", "true");
     c->outcome = c->shape == CLINIC_SHAPE_DRF ? "replayed" : "REPLAYED";
+    clinic_metric_idem(c->r, CLINIC_IDEM_REPLAYED);
     return clinic_send_text(c, atoi(row->status), row->body ? row->body : "");
 }
 
@@ -159,15 +161,18 @@ int clinic_idem_claim(clinic_req_t *c, clinic_db_t *db, clinic_idem_t *k)
             }
             continue;
         }
-        if (!row.fp || strcmp(row.fp, k->fp) != 0)
+        if (!row.fp || strcmp(row.fp, k->fp) != 0) {
+            clinic_metric_idem(c->r, CLINIC_IDEM_KEY_REUSED);
             return clinic_fail(c, HTTP_UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED",
                                c->shape == CLINIC_SHAPE_DRF
                                    ? "Idempotency-Key reused with a different request."
                                    : "Idempotency-Key reused with a different request");
+        }
         if (!row.status)
             break;
         return replay(c, &row);
     }
+    clinic_metric_idem(c->r, CLINIC_IDEM_IN_PROGRESS);
     return clinic_fail(c, HTTP_CONFLICT, "IDEMPOTENCY_KEY_IN_PROGRESS",
                        c->shape == CLINIC_SHAPE_DRF
                            ? "A request with this Idempotency-Key is in progress."
@@ -183,6 +188,7 @@ int clinic_idem_finish(clinic_db_t *db, clinic_idem_t *k, int status, const char
     if (!k->active)
         return CLINIC_DB_OK;
     apr_snprintf(st, sizeof st, "%d", status);
+    clinic_metric_idem(db->r, CLINIC_IDEM_STORED);
     return clinic_db_exec(db, CLINIC_SQL_IDEM_FINISH, args, &n);
 }
 

@@ -10,6 +10,7 @@
 #include "http_request.h"
 #include "util_filter.h"
 #include "validate.h"
+#include "metrics.h"
 
 static int check_method(clinic_req_t *c)
 {
@@ -53,8 +54,10 @@ static int check_auth(clinic_req_t *c)
     if (!conf->alg || !conf->keys)
         /* check_config refuses this; never serve unauthenticated anyway */
         return clinic_fail_internal(c, "ClinicAuth jwt without algorithm or key");
-    if (!clinic_bearer_token(apr_table_get(r->headers_in, "Authorization"), &tok, &len))
+    if (!clinic_bearer_token(apr_table_get(r->headers_in, "Authorization"), &tok, &len)) {
+        clinic_metric_token("missing");
         return auth_fail(c, 0);
+    }
     pol.alg = conf->alg;
     pol.key = conf->keys->key;
     pol.key_len = conf->keys->key_len;
@@ -67,8 +70,10 @@ static int check_auth(clinic_req_t *c)
                             &c->claims, &why) != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(10503)
                       "clinic: token rejected: %s", why);
+        clinic_metric_token(why);
         return auth_fail(c, 1);
     }
+    clinic_metric_token(clinic_token_last_was_hit() ? "cache_hit" : "ok");
     clinic_json_pool(r->pool, c->claims);
     return CLINIC_GO;
 }

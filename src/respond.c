@@ -4,6 +4,7 @@
  * code} envelope for add-and-link) kept in this one place.
  */
 #include "clinic.h"
+#include "metrics.h"
 #include "http_protocol.h"
 #include "apr_buckets.h"
 #include "util_filter.h"
@@ -62,6 +63,7 @@ int clinic_send_text(clinic_req_t *c, int status, const char *text)
                                                                    : drf_outcome(status);
     else if (!c->outcome)
         c->outcome = status == HTTP_OK ? "LINKED" : "OTHER";
+    clinic_metric_outcome(r, c->outcome);
     r->status = status;
     ap_set_content_type(r, "application/json");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");

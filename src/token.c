@@ -262,6 +262,7 @@ typedef struct {
 static cache_slot_t cache[CACHE_SLOTS];
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long cache_hits;
+static __thread int last_hit;   /* for clinic_token_last_was_hit */
 
 /* Policies are compared by identity of their configuration strings and
  * keys, which live as long as the configuration. */
@@ -281,6 +282,7 @@ int clinic_token_verify_cached(const clinic_token_policy_t *p, const char *tok,
     cache_slot_t *s;
     json_t *old;
 
+    last_hit = 0;
     if (len > CLINIC_TOKEN_MAX || !EVP_Digest(tok, len, d, &dlen, EVP_sha256(), NULL))
         return clinic_token_verify(p, tok, len, now, claims, why);
     s = &cache[((unsigned)d[0] << 8 | d[1]) % CACHE_SLOTS];
@@ -289,6 +291,7 @@ int clinic_token_verify_cached(const clinic_token_policy_t *p, const char *tok,
         (json_int_t)now - p->leeway < s->exp) {
         *claims = json_incref(s->claims);
         cache_hits++;
+        last_hit = 1;
         pthread_mutex_unlock(&cache_lock);
         return 0;
     }
@@ -305,6 +308,11 @@ int clinic_token_verify_cached(const clinic_token_policy_t *p, const char *tok,
     pthread_mutex_unlock(&cache_lock);
     json_decref(old);
     return 0;
+}
+
+int clinic_token_last_was_hit(void)
+{
+    return last_hit;
 }
 
 unsigned long clinic_token_cache_hits(void)

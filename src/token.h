@@ -40,6 +40,8 @@ int clinic_token_verify(const clinic_token_policy_t *p, const char *tok,
 int clinic_token_verify_cached(const clinic_token_policy_t *p, const char *tok,
                                size_t len, long now, json_t **claims,
                                const char **why);
+/* Was this thread's last clinic_token_verify_cached answered from the cache? */
+int clinic_token_last_was_hit(void);
 /* Cache hits so far in this process (for tests and the benchmark). */
 unsigned long clinic_token_cache_hits(void);
 
