@@ -451,25 +451,15 @@ static block_t *sum_slots(apr_pool_t *p)
     return t;
 }
 
-static apr_uint64_t route_total(const block_t *t, int route)
+/* Answers on route whose status is at least min (0: all). */
+static apr_uint64_t route_count(const block_t *t, int route, int min)
 {
     apr_uint64_t n = 0;
     size_t i, j;
 
     for (i = 0; i < NCODES; i++)
         for (j = 0; j < NSTATUS; j++)
-            n += t->req[route][i][j];
-    return n;
-}
-
-static apr_uint64_t route_5xx(const block_t *t, int route)
-{
-    apr_uint64_t n = 0;
-    size_t i, j;
-
-    for (i = 0; i < NCODES; i++)
-        for (j = 0; j < NSTATUS; j++)
-            if (statuses[j] >= 500)
+            if (statuses[j] >= min)
                 n += t->req[route][i][j];
     return n;
 }
@@ -518,9 +508,35 @@ static const char *label_value(apr_pool_t *p, const char *v)
     return out;
 }
 
+/* A counter family with one label, every value listed. */
+static void labelled(request_rec *r, const char *name, const char *label, const char *help,
+                     const char *const *values, const apr_uint64_t *counts, size_t n)
+{
+    size_t i;
+
+    family(r, name, "counter", help);
+    for (i = 0; i < n; i++)
+        ap_rprintf(r, "%s{%s=\"%s\"} %" APR_UINT64_T_FMT "\n", name, label, values[i],
+                   counts[i]);
+}
+
+/* One field of every tracked key set, labelled with its url. */
+static void keysets(request_rec *r, const char *name, const char *type, const char *help,
+                    size_t field)
+{
+    int i;
+
+    family(r, name, type, help);
+    for (i = 0; i < MAX_KEYSETS; i++)
+        if (GET(hdr->ks[i].state) == 2)
+            ap_rprintf(r, "%s{url=\"%s\"} %" APR_UINT64_T_FMT "\n", name,
+                       label_value(r->pool, hdr->ks[i].url),
+                       GET(*(apr_uint64_t *)((char *)&hdr->ks[i] + field)));
+}
+
 static void prometheus(request_rec *r, const block_t *t)
 {
-    int route, i;
+    int route;
     size_t c, s;
 
     family(r, "clinic_build_info", "gauge", "mod_clinic's version; always 1.");
@@ -551,39 +567,22 @@ static void prometheus(request_rec *r, const block_t *t)
            "Time one request spent in database calls, by route (requests that reached the "
            "database).");
     histogram(r, "clinic_db_duration_seconds", (apr_uint64_t (*)[NBUCKETS])t->db, t->db_us);
-    family(r, "clinic_db_errors_total", "counter",
-           "Failed database steps by class: unavailable, timeout, repaired_session, other.");
-    for (i = 0; i < CLINIC_DBERR_COUNT; i++)
-        ap_rprintf(r, "clinic_db_errors_total{class=\"%s\"} %" APR_UINT64_T_FMT "\n",
-                   dberr_names[i], t->dberr[i]);
-    family(r, "clinic_token_verifications_total", "counter",
-           "Bearer-token checks by result: ok (signature verified), cache_hit, or the "
-           "rejection reason.");
-    for (s = 0; s < NTOK; s++)
-        ap_rprintf(r, "clinic_token_verifications_total{result=\"%s\"} %" APR_UINT64_T_FMT
-                   "\n", tok_names[s], t->tok[s]);
-    family(r, "clinic_idempotency_total", "counter",
-           "Idempotency-Key outcomes: stored, replayed, in_progress, key_reused.");
-    for (i = 0; i < CLINIC_IDEM_COUNT; i++)
-        ap_rprintf(r, "clinic_idempotency_total{outcome=\"%s\"} %" APR_UINT64_T_FMT "\n",
-                   idem_names[i], t->idem[i]);
-    family(r, "clinic_jwks_last_success_timestamp_seconds", "gauge",
-           "When the key set at url was last fetched successfully (0: never).");
-    for (i = 0; i < MAX_KEYSETS; i++)
-        if (GET(hdr->ks[i].state) == 2)
-            ap_rprintf(r, "clinic_jwks_last_success_timestamp_seconds{url=\"%s\"} %"
-                       APR_UINT64_T_FMT "\n", label_value(r->pool, hdr->ks[i].url),
-                       GET(hdr->ks[i].last_ok));
-    family(r, "clinic_jwks_keys", "gauge", "Keys loaded by the last successful fetch of url.");
-    for (i = 0; i < MAX_KEYSETS; i++)
-        if (GET(hdr->ks[i].state) == 2)
-            ap_rprintf(r, "clinic_jwks_keys{url=\"%s\"} %" APR_UINT64_T_FMT "\n",
-                       label_value(r->pool, hdr->ks[i].url), GET(hdr->ks[i].keys));
-    family(r, "clinic_jwks_fetch_failures_total", "counter", "Failed fetches of the key set at url.");
-    for (i = 0; i < MAX_KEYSETS; i++)
-        if (GET(hdr->ks[i].state) == 2)
-            ap_rprintf(r, "clinic_jwks_fetch_failures_total{url=\"%s\"} %" APR_UINT64_T_FMT
-                       "\n", label_value(r->pool, hdr->ks[i].url), GET(hdr->ks[i].failures));
+    labelled(r, "clinic_db_errors_total", "class",
+             "Failed database steps by class: unavailable, timeout, repaired_session, other.",
+             dberr_names, t->dberr, CLINIC_DBERR_COUNT);
+    labelled(r, "clinic_token_verifications_total", "result",
+             "Bearer-token checks by result: ok (signature verified), cache_hit, or the "
+             "rejection reason.", tok_names, t->tok, NTOK);
+    labelled(r, "clinic_idempotency_total", "outcome",
+             "Idempotency-Key outcomes: stored, replayed, in_progress, key_reused.",
+             idem_names, t->idem, CLINIC_IDEM_COUNT);
+    keysets(r, "clinic_jwks_last_success_timestamp_seconds", "gauge",
+            "When the key set at url was last fetched successfully (0: never).",
+            APR_OFFSETOF(keyset_t, last_ok));
+    keysets(r, "clinic_jwks_keys", "gauge", "Keys loaded by the last successful fetch of url.",
+            APR_OFFSETOF(keyset_t, keys));
+    keysets(r, "clinic_jwks_fetch_failures_total", "counter",
+            "Failed fetches of the key set at url.", APR_OFFSETOF(keyset_t, failures));
     family(r, "clinic_metrics_unlisted_total", "counter",
            "Events counted under an other label because the metrics tables do not "
            "list their label (see the error log).");
@@ -634,10 +633,10 @@ static int clinic_metrics_status(request_rec *r, int flags)
         rejected += t->tok[i];
     if (flags & AP_STATUS_SHORT) {
         for (route = 0; route < NROUTES; route++) {
-            n = route_total(t, route);
+            n = route_count(t, route, 0);
             ap_rprintf(r, "Clinic%sRequests: %" APR_UINT64_T_FMT "\n", names[route], n);
             ap_rprintf(r, "Clinic%s5xx: %" APR_UINT64_T_FMT "\n", names[route],
-                       route_5xx(t, route));
+                       route_count(t, route, 500));
             ap_rprintf(r, "Clinic%sMeanMs: %.3f\n", names[route],
                        n ? (double)t->dur_us[route] / 1000.0 / (double)n : 0.0);
         }
@@ -654,9 +653,9 @@ static int clinic_metrics_status(request_rec *r, int flags)
     ap_rputs("<hr />\n<h2>mod_clinic</h2>\n<table border=\"0\">\n"
              "<tr><th>route</th><th>requests</th><th>5xx</th><th>mean ms</th></tr>\n", r);
     for (route = 0; route < NROUTES; route++) {
-        n = route_total(t, route);
+        n = route_count(t, route, 0);
         ap_rprintf(r, "<tr><td>%s</td><td>%" APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT
-                   "</td><td>%.3f</td></tr>\n", route_names[route], n, route_5xx(t, route),
+                   "</td><td>%.3f</td></tr>\n", route_names[route], n, route_count(t, route, 500),
                    n ? (double)t->dur_us[route] / 1000.0 / (double)n : 0.0);
     }
     ap_rprintf(r, "</table>\n<p>Database errors: %" APR_UINT64_T_FMT " (unavailable %"
