@@ -327,23 +327,27 @@ void clinic_metric_idem(request_rec *r, clinic_idem_outcome_t o)
     ADD(slot()->idem[o], 1);
 }
 
-void clinic_metric_token(const char *result)
+static int token_label(const char *label)
 {
     size_t i;
-    const char *label = result;
 
-    if (!hdr)
-        return;
-    for (i = 0; i < sizeof tok_reasons / sizeof tok_reasons[0]; i++)
-        if (!strcmp(result, tok_reasons[i].why)) {
-            label = tok_reasons[i].label;
-            break;
-        }
     for (i = 0; i < NTOK; i++)
         if (!strcmp(label, tok_names[i])) {
             ADD(slot()->tok[i], 1);
-            return;
+            return 1;
         }
+    return 0;
+}
+
+void clinic_metric_token(const char *result)
+{
+    size_t i;
+
+    if (!hdr || token_label(result))   /* "ok", "cache_hit", "missing" */
+        return;
+    for (i = 0; i < sizeof tok_reasons / sizeof tok_reasons[0]; i++)
+        if (!strcmp(result, tok_reasons[i].why) && token_label(tok_reasons[i].label))
+            return;
     ADD(slot()->tok[TOK_OTHER], 1);
     unlisted(NULL, "token result", result);
 }
