@@ -269,12 +269,17 @@ static mreq_t *mreq(request_rec *r)
 static void unlisted(request_rec *r, const char *what, const char *value)
 {
     ADD(slot()->unlisted, 1);
-    if (!warned_unlisted) {
-        warned_unlisted = 1;
+    if (warned_unlisted)
+        return;
+    warned_unlisted = 1;
+    if (r)
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       "clinic: metrics: %s '%s' is not in the metrics tables: counted as "
                       "other (logged once per process)", what, value);
-    }
+    else   /* no request at hand (token and key-set calls): the main error log */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, NULL,
+                     "clinic: metrics: %s '%s' is not in the metrics tables: counted as "
+                     "other (logged once per process)", what, value);
 }
 
 void clinic_metric_begin(request_rec *r)
