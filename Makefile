@@ -14,9 +14,10 @@ CC      ?= cc
 WARN     = -Wall -Wextra
 SRC      = src/add_and_link.c src/b64url.c src/cors.c src/datetime.c src/db.c src/idempotency.c src/jwk.c \
            src/metrics.c src/objectid.c src/request.c src/respond.c src/startup.c src/token.c \
-           src/validate.c src/visits.c
+           src/validate.c src/visits.c \
+           src/keyset.c src/remote.c
 HDR      = $(wildcard src/*.h)
-LIBS     = -ljansson -ljwt -lcrypto -lpq
+LIBS     = -ljansson -lcrypto -lpq -lcurl
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 ifeq ($(ASAN),1)
@@ -54,8 +55,9 @@ t/unit/test_jwk: .build-flags t/unit/test_jwk.c src/jwk.c src/b64url.c src/jwk.h
 	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -ljansson -lcrypto -lcmocka
 t/unit/test_validate: .build-flags t/unit/test_validate.c src/validate.c src/datetime.c src/validate.h
 	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -ljansson -lcmocka
-t/unit/test_token: .build-flags t/unit/test_token.c src/token.c src/jwk.c src/b64url.c src/token.h
-	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) $(LIBS) -lcmocka -lpthread
+t/unit/test_token: .build-flags t/unit/test_token.c src/token.c src/keyset.c src/jwk.c src/b64url.c \
+                   src/token.h src/keyset.h
+	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -ljwt -ljansson -lcrypto -lcmocka -lpthread
 t/unit/test_objectid: .build-flags t/unit/test_objectid.c src/objectid.c src/objectid.h
 	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -lcrypto -lcmocka -lpthread
 

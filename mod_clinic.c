@@ -27,6 +27,7 @@ void *clinic_create_dir_conf(apr_pool_t *p, char *dir)
     c->max_body = CLINIC_UNSET;
     c->idem_ttl = CLINIC_UNSET;
     c->cors_max_age = CLINIC_UNSET;
+    c->jwks_refresh = CLINIC_UNSET;
     return c;
 }
 
@@ -52,6 +53,9 @@ void *clinic_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->idem_ttl = MERGE_INT(idem_ttl);
     c->cors_origins = MERGE_PTR(cors_origins);
     c->cors_max_age = MERGE_INT(cors_max_age);
+    c->jwks_refresh = MERGE_INT(jwks_refresh);
+    c->tls_ca_file = MERGE_PTR(tls_ca_file);
+    c->jwks_cache_dir = MERGE_PTR(jwks_cache_dir);
     return c;
 }
 
@@ -112,6 +116,17 @@ static const char *slurp(cmd_parms *cmd, const char *arg, char **buf, apr_size_t
     return NULL;
 }
 
+static apr_status_t free_keysrc(void *d)
+{
+    clinic_keysrc_t *k = d;
+    size_t i;
+
+    clinic_jwks_free(k->jwks, k->njwks);
+    for (i = 0; i < sizeof k->sets / sizeof k->sets[0]; i++)
+        clinic_keyset_unref(k->sets[i]);
+    return APR_SUCCESS;
+}
+
 static const char *set_key_file(cmd_parms *cmd, void *cfg, const char *arg)
 {
     clinic_keysrc_t *k = apr_pcalloc(cmd->pool, sizeof *k);
@@ -130,16 +145,9 @@ static const char *set_key_file(cmd_parms *cmd, void *cfg, const char *arg)
     k->path = arg;
     k->key = (unsigned char *)buf;
     k->key_len = len;
+    apr_pool_cleanup_register(cmd->pool, k, free_keysrc, apr_pool_cleanup_null);
     ((clinic_dir_conf *)cfg)->keys = k;
     return NULL;
-}
-
-static apr_status_t free_jwks(void *d)
-{
-    clinic_keysrc_t *k = d;
-
-    clinic_jwks_free(k->jwks, k->njwks);
-    return APR_SUCCESS;
 }
 
 static const char *set_jwks_file(cmd_parms *cmd, void *cfg, const char *arg)
@@ -153,7 +161,7 @@ static const char *set_jwks_file(cmd_parms *cmd, void *cfg, const char *arg)
         return err;
     if (clinic_jwks_parse(buf, len, &k->jwks, &k->njwks, why, sizeof why) != 0)
         return apr_psprintf(cmd->pool, "ClinicJWKSFile: '%s': %s", arg, why);
-    apr_pool_cleanup_register(cmd->pool, k, free_jwks, apr_pool_cleanup_null);
+    apr_pool_cleanup_register(cmd->pool, k, free_keysrc, apr_pool_cleanup_null);
     k->path = arg;
     k->is_jwks = 1;
     ((clinic_dir_conf *)cfg)->keys = k;
@@ -234,6 +242,46 @@ static const char *set_cors_max_age(cmd_parms *cmd, void *cfg, const char *arg)
     return NULL;
 }
 
+/* ClinicJWKSURL (info 0) and ClinicOIDCIssuer (info 1): keys fetched over HTTPS. */
+static const char *set_key_url(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    clinic_keysrc_t *k = apr_pcalloc(cmd->pool, sizeof *k);
+
+    if (strncasecmp(arg, "https://", 8) != 0 || !arg[8])
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an https:// URL", cmd->cmd->name, arg);
+    k->path = arg;
+    k->url = arg;
+    k->oidc = cmd->info != NULL;
+    ((clinic_dir_conf *)cfg)->keys = k;
+    return NULL;
+}
+
+static const char *set_jwks_refresh(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (*arg == '\0' || *end || v < 1 || v > 7 * 86400)
+        return apr_psprintf(cmd->pool, "ClinicJWKSRefresh: '%s' is not 1-604800 seconds", arg);
+    ((clinic_dir_conf *)cfg)->jwks_refresh = v;
+    return NULL;
+}
+
+/* ClinicTLSCAFile (a readable file) and ClinicJWKSCacheDir, server-root relative. */
+static const char *set_path(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    apr_finfo_t fi;
+
+    if (!path)
+        return apr_psprintf(cmd->pool, "%s: bad path '%s'", cmd->cmd->name, arg);
+    if (!strcmp(cmd->cmd->name, "ClinicTLSCAFile") &&
+        apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS)
+        return apr_psprintf(cmd->pool, "ClinicTLSCAFile: cannot read '%s'", path);
+    *(const char **)((char *)cfg + (size_t)cmd->info) = path;
+    return NULL;
+}
+
 #define DIRCONF (RSRC_CONF | ACCESS_CONF)
 
 static const command_rec clinic_cmds[] = {
@@ -245,6 +293,18 @@ static const command_rec clinic_cmds[] = {
                   "PEM public key (RS/ES) or shared secret (HS)"),
     AP_INIT_TAKE1("ClinicJWKSFile", set_jwks_file, NULL, DIRCONF,
                   "JWKS document; the token's kid picks the key"),
+    AP_INIT_TAKE1("ClinicJWKSURL", set_key_url, NULL, DIRCONF,
+                  "https:// URL of the provider's JWKS, fetched and refreshed"),
+    AP_INIT_TAKE1("ClinicOIDCIssuer", set_key_url, (void *)1, DIRCONF,
+                  "https:// OpenID Connect issuer: its discovery document names the JWKS"),
+    AP_INIT_TAKE1("ClinicJWKSRefresh", set_jwks_refresh, NULL, DIRCONF,
+                  "seconds between fetches of ClinicJWKSURL / ClinicOIDCIssuer (default 3600)"),
+    AP_INIT_TAKE1("ClinicTLSCAFile", set_path,
+                  (void *)APR_OFFSETOF(clinic_dir_conf, tls_ca_file), DIRCONF,
+                  "CA certificates the key provider's certificate must chain to"),
+    AP_INIT_TAKE1("ClinicJWKSCacheDir", set_path,
+                  (void *)APR_OFFSETOF(clinic_dir_conf, jwks_cache_dir), DIRCONF,
+                  "directory of the last good fetched key documents"),
     AP_INIT_TAKE1("ClinicJWTIssuer", set_str,
                   (void *)APR_OFFSETOF(clinic_dir_conf, issuer), DIRCONF,
                   "required iss claim"),
@@ -290,6 +350,14 @@ static int clinic_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
     return OK;
 }
 
+static int clinic_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                              server_rec *s)
+{
+    (void)plog;
+    (void)ptemp;
+    return clinic_remote_post_config(pconf, s);
+}
+
 /* ObjectIds need randomness of their own in every child process. */
 static void clinic_child_init(apr_pool_t *p, server_rec *s)
 {
@@ -297,6 +365,7 @@ static void clinic_child_init(apr_pool_t *p, server_rec *s)
     if (clinic_objectid_init() != 0)
         ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s, APLOGNO(10540)
                      "clinic: no randomness for ObjectIds");
+    clinic_remote_child_init(p, s);
 }
 
 static int clinic_handler(request_rec *r)
@@ -317,6 +386,7 @@ static int clinic_handler(request_rec *r)
 static void clinic_register_hooks(apr_pool_t *p)
 {
     ap_hook_check_config(clinic_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(clinic_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(clinic_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(clinic_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_header_parser(clinic_cors_early, NULL, NULL, APR_HOOK_MIDDLE);

@@ -38,7 +38,7 @@ srcs() {
     case $1 in
     visits | link) echo "src/validate.c src/datetime.c" ;;
     dates) echo "src/datetime.c" ;;
-    token) echo "src/token.c src/jwk.c src/b64url.c" ;;
+    token) echo "src/token.c src/keyset.c src/jwk.c src/b64url.c" ;;
     *) return 1 ;;
     esac
 }

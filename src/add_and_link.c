@@ -20,27 +20,35 @@ static const char *const step_codes[] = {
     [CLINIC_LINK_INVALID_FIELD] = "INVALID_FIELD",
 };
 
-/* The first uid= of the query string, percent-decoded; *bad when its
- * encoding is broken (the raw text is returned then). */
+/* The uid= of the query string, percent-decoded; *bad is 1 when its
+ * encoding is broken (the raw text is returned then), 2 when uid is given
+ * more than once (ambiguous: the first is returned). */
 static const char *query_uid(request_rec *r, int *bad)
 {
-    const char *q = r->args;
+    const char *q = r->args, *found = NULL;
     char *v;
 
     *bad = 0;
     while (q && *q) {
         const char *end = q + strcspn(q, "&;");
-        if (!strncmp(q, "uid=", 4)) {
-            v = apr_pstrmemdup(r->pool, q + 4, (apr_size_t)(end - q - 4));
-            if (ap_unescape_urlencoded(v) != OK) {
-                *bad = 1;
-                return apr_pstrmemdup(r->pool, q + 4, (apr_size_t)(end - q - 4));
+        if (!strncmp(q, "uid=", 4) || (end - q == 3 && !strncmp(q, "uid", 3))) {
+            if (found) {
+                *bad = 2;
+                break;
             }
-            return v;
+            found = q;
         }
         q = *end ? end + 1 : end;
     }
-    return NULL;
+    if (!found)
+        return NULL;
+    q = found[3] == '=' ? found + 4 : found + 3;
+    v = apr_pstrmemdup(r->pool, q, strcspn(q, "&;"));
+    if (ap_unescape_urlencoded(v) != OK) {
+        *bad = *bad ? *bad : 1;
+        return apr_pstrmemdup(r->pool, q, strcspn(q, "&;"));
+    }
+    return v;
 }
 
 static const char *json_text(request_rec *r, json_t *v)
@@ -158,7 +166,8 @@ int clinic_link_handle(request_rec *r)
     if (clinic_link_validate(c.json, uid, uid ? strlen(uid) : 0, &in) == CLINIC_LINK_OK &&
         bad_uid)
         return clinic_fail(&c, HTTP_BAD_REQUEST, "INVALID_FIELD",
-                           "Invalid field: uid (bad percent-encoding)");
+                           bad_uid == 2 ? "Invalid field: uid (given more than once)"
+                                        : "Invalid field: uid (bad percent-encoding)");
     if (in.failed)
         return clinic_fail(&c, HTTP_BAD_REQUEST, step_codes[in.failed], in.message);
 

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "jwk.h"
+#include "keyset.h"
 #include "token.h"
 
 /* mod_clinic.c's AP_DECLARE_MODULE declares it there. */
@@ -43,6 +44,9 @@ typedef struct {
     size_t key_len;
     clinic_jwk_t *jwks;        /* ClinicJWKSFile keys */
     size_t njwks;
+    clinic_keyset_t *sets[9];  /* ready-to-verify, per algorithm (keyset.c's index) */
+    const char *url;           /* ClinicJWKSURL / ClinicOIDCIssuer: fetched (remote.c) */
+    int oidc;                  /* url is an issuer: discovery first */
 } clinic_keysrc_t;
 
 /* Per-directory configuration; every field has an unset state so that a
@@ -62,6 +66,10 @@ typedef struct {
     long idem_ttl;                     /* CLINIC_UNSET */
     apr_array_header_t *cors_origins;  /* const char *; NULL unset, empty = none */
     long cors_max_age;                 /* CLINIC_UNSET */
+    /* keys fetched from a provider (remote.c) */
+    long jwks_refresh;                 /* ClinicJWKSRefresh, CLINIC_UNSET */
+    const char *tls_ca_file;           /* ClinicTLSCAFile, NULL: the system's store */
+    const char *jwks_cache_dir;        /* ClinicJWKSCacheDir, NULL: runtime dir */
 } clinic_dir_conf;
 
 /* Effective values with the defaults applied. */
@@ -72,6 +80,9 @@ typedef struct {
 #define CLINIC_IDEM_TTL(c)  ((c)->idem_ttl == CLINIC_UNSET ? CLINIC_DEFAULT_IDEM_TTL : (c)->idem_ttl)
 #define CLINIC_CORS_MAX_AGE(c) \
     ((c)->cors_max_age == CLINIC_UNSET ? CLINIC_DEFAULT_CORS_MAX_AGE : (c)->cors_max_age)
+#define CLINIC_DEFAULT_JWKS_REFRESH 3600
+#define CLINIC_JWKS_REFRESH(c) \
+    ((c)->jwks_refresh == CLINIC_UNSET ? CLINIC_DEFAULT_JWKS_REFRESH : (c)->jwks_refresh)
 
 void *clinic_create_dir_conf(apr_pool_t *p, char *dir);
 void *clinic_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
@@ -142,6 +153,28 @@ int clinic_link_handle(request_rec *r);
 /* --- db.c --- */
 void clinic_db_register_statements(server_rec *s);
 int clinic_db_init(server_rec *s, int needed);
+
+/* --- remote.c: key sets fetched over HTTPS, refreshed in every child --- */
+typedef struct clinic_remote clinic_remote_t;
+/* check_config: the fetcher for a Location's effective settings (shared by
+ * Locations with the same ones). NULL: *why says what is wrong. */
+clinic_remote_t *clinic_remote_register(apr_pool_t *pconf, server_rec *s,
+                                        const clinic_dir_conf *c, const char **why);
+/* The fetcher for a request's settings, NULL if none was registered. */
+clinic_remote_t *clinic_remote_lookup(const clinic_dir_conf *c);
+int clinic_remote_post_config(apr_pool_t *p, server_rec *s);
+void clinic_remote_child_init(apr_pool_t *p, server_rec *s);
+/* The current set with a reference held (release with clinic_keyset_unref),
+ * or NULL while there is none. */
+clinic_keyset_t *clinic_remote_acquire(clinic_remote_t *rem);
+/* An unknown kid: ask for a refetch (at most one per 60 s per process) and
+ * wait a bounded short time for it. 1 when the set changed meanwhile. */
+int clinic_remote_refetch(clinic_remote_t *rem);
+
+/* The key file's (or JWKS file's) ready-to-verify set for alg, built on
+ * first use; NULL with why when nothing of it fits alg. */
+clinic_keyset_t *clinic_keysrc_set(const clinic_keysrc_t *k, const char *alg, char *why,
+                                   size_t whylen);
 
 /* --- startup.c: configuration checks at check_config time --- */
 int clinic_check_locations(apr_pool_t *p, server_rec *s, int *found);

@@ -41,13 +41,27 @@ static int auth_fail(clinic_req_t *c, int had_token)
                                  : "Authentication credentials were not provided.");
 }
 
+/* A fetched key set that has no keys yet: the token is not known to be bad. */
+static int keys_unavailable(clinic_req_t *c)
+{
+    return clinic_fail(c, HTTP_SERVICE_UNAVAILABLE, "KEYS_UNAVAILABLE",
+                       c->shape == CLINIC_SHAPE_ENVELOPE
+                           ? "Token keys are not available yet"
+                           : "Token keys are not available yet; try again later.");
+}
+
 static int check_auth(clinic_req_t *c)
 {
     request_rec *r = c->r;
     const clinic_dir_conf *conf = c->conf;
     clinic_token_policy_t pol;
+    clinic_remote_t *rem = NULL;
+    clinic_keyset_t *set;
     const char *tok, *why = NULL;
+    char err[256];
     size_t len;
+    long now = (long)apr_time_sec(r->request_time);
+    int rc;
 
     if (!CLINIC_AUTH_ON(conf))
         return CLINIC_GO;
@@ -58,16 +72,30 @@ static int check_auth(clinic_req_t *c)
         clinic_metric_token("missing");
         return auth_fail(c, 0);
     }
+    if (conf->keys->url) {
+        if (!(rem = clinic_remote_lookup(conf)))
+            return clinic_fail_internal(c, "no key fetcher for this location "
+                                           "(ClinicJWKSURL / ClinicOIDCIssuer outside <Location>?)");
+        if (!(set = clinic_remote_acquire(rem)))
+            return keys_unavailable(c);
+    } else if (!(set = clinic_keysrc_set(conf->keys, conf->alg, err, sizeof err))) {
+        return clinic_fail_internal(c, "the configured key does not fit the algorithm");
+    }
     pol.alg = conf->alg;
-    pol.key = conf->keys->key;
-    pol.key_len = conf->keys->key_len;
-    pol.jwks = conf->keys->jwks;
-    pol.njwks = conf->keys->njwks;
-    pol.issuer = conf->issuer;
+    pol.keys = set;
+    /* With discovery, iss must be the issuer unless ClinicJWTIssuer says otherwise. */
+    pol.issuer = conf->issuer ? conf->issuer : conf->keys->oidc ? conf->keys->url : NULL;
     pol.audience = conf->audience;
     pol.leeway = CLINIC_LEEWAY(conf);
-    if (clinic_token_verify_cached(&pol, tok, len, (long)apr_time_sec(r->request_time),
-                            &c->claims, &why) != 0) {
+    rc = clinic_token_verify_cached(&pol, tok, len, now, &c->claims, &why);
+    if (rc == CLINIC_TOKEN_UNKNOWN_KID && rem && clinic_remote_refetch(rem)) {
+        clinic_keyset_unref(set);
+        pol.keys = set = clinic_remote_acquire(rem);
+        rc = clinic_token_verify_cached(&pol, tok, len, now, &c->claims, &why);
+    }
+    if (rem)
+        clinic_keyset_unref(set);
+    if (rc != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(10503)
                       "clinic: token rejected: %s", why);
         clinic_metric_token(why);

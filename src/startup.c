@@ -64,28 +64,45 @@ static const clinic_dir_conf *effective(apr_pool_t *p, server_rec *s, const char
     return eff;
 }
 
-/* NULL when usable, else what is wrong. */
-static const char *auth_problem(apr_pool_t *p, const clinic_dir_conf *c)
+/* NULL when usable, else what is wrong. A fetched key set registers its
+ * fetcher here (it has no keys yet: requests answer 503 until it has). */
+static const char *auth_problem(apr_pool_t *p, server_rec *s, const clinic_dir_conf *c)
 {
     char why[256];
-    size_t i;
+    const char *rwhy = NULL;
+    size_t min;
 
     if (!CLINIC_AUTH_ON(c))
         return NULL;
     if (!c->alg)
         return "ClinicAuth jwt needs ClinicJWTAlgorithm";
     if (!c->keys)
-        return "ClinicAuth jwt needs ClinicJWTKeyFile or ClinicJWKSFile";
+        return "ClinicAuth jwt needs ClinicJWTKeyFile, ClinicJWKSFile, ClinicJWKSURL "
+               "or ClinicOIDCIssuer";
+    if (c->keys->url) {
+        if (!strncmp(c->alg, "HS", 2))
+            return apr_psprintf(p, "%s %s: a provider's published keys cannot be %s secrets",
+                                c->keys->oidc ? "ClinicOIDCIssuer" : "ClinicJWKSURL",
+                                c->keys->url, c->alg);
+        return clinic_remote_register(p, s, c, &rwhy) ? NULL : rwhy;
+    }
+    min = clinic_hs_min_len(c->alg);
     if (!c->keys->is_jwks) {
-        if (!clinic_key_fits_alg(c->keys->key, c->keys->key_len, c->alg, why, sizeof why))
+        if (min && c->keys->key_len < min)
+            return apr_psprintf(p, "ClinicJWTKeyFile %s: a %s secret must be at least %lu "
+                                "bytes (RFC 7518 3.2), this one is %lu", c->keys->path,
+                                c->alg, (unsigned long)min, (unsigned long)c->keys->key_len);
+        if (!clinic_key_fits_alg(c->keys->key, c->keys->key_len, c->alg, why, sizeof why) ||
+            !clinic_keysrc_set(c->keys, c->alg, why, sizeof why))
             return apr_psprintf(p, "ClinicJWTKeyFile %s does not fit %s: %s",
                                 c->keys->path, c->alg, why);
         return NULL;
     }
-    for (i = 0; i < c->keys->njwks; i++)
-        if (clinic_jwk_fits_alg(&c->keys->jwks[i], c->alg))
-            return NULL;
-    return apr_psprintf(p, "ClinicJWKSFile %s has no key for %s", c->keys->path, c->alg);
+    if (clinic_keysrc_set(c->keys, c->alg, why, sizeof why))
+        return NULL;
+    return apr_psprintf(p, "ClinicJWKSFile %s has no key for %s%s", c->keys->path, c->alg,
+                        min ? apr_psprintf(p, " (an oct key of at least %lu bytes)",
+                                           (unsigned long)min) : "");
 }
 
 static server_rec *vhost_of(server_rec *s, const ap_directive_t *d)
@@ -118,7 +135,7 @@ static int walk(apr_pool_t *p, server_rec *main_s, server_rec *s,
                 path = first_arg(p, rest);
             }
             (*found)++;
-            why = auth_problem(p, effective(p, s, path, is_regex));
+            why = auth_problem(p, s, effective(p, s, path, is_regex));
             if (why) {
                 ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, APLOGNO(10530)
                              "clinic: %s %s> (%s:%d): %s", d->directive, path,

@@ -1,7 +1,8 @@
 /*
  * Bearer-token verification: the algorithm is pinned before any signature
- * work, the key is chosen by configuration (and `kid` for a JWKS), libjwt
- * checks the signature, and the registered claims are checked here.
+ * work, the key is chosen from a ready-to-verify set (by `kid` for a JWKS),
+ * keyset.c checks the signature with OpenSSL, and the registered claims are
+ * checked here.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -9,7 +10,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <jwt.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 
@@ -55,47 +55,6 @@ static json_t *parse_header(const char *tok, size_t n)
     if (got <= 0)
         return NULL;
     return json_loadb((const char *)buf, (size_t)got, JSON_REJECT_DUPLICATES, NULL);
-}
-
-/* Pick the verification key: the key file, or the JWKS key named by kid, or
- * (no kid) the only JWKS key that fits the pinned algorithm. */
-static int pick_key(const clinic_token_policy_t *p, const char *kid,
-                    const unsigned char **key, size_t *key_len,
-                    const char **why)
-{
-    const clinic_jwk_t *found = NULL;
-    size_t i, fits = 0;
-
-    if (!p->jwks) {
-        if (!p->key) {
-            *why = "no key configured";
-            return -1;
-        }
-        *key = p->key;
-        *key_len = p->key_len;
-        return 0;
-    }
-    for (i = 0; i < p->njwks; i++) {
-        const clinic_jwk_t *k = &p->jwks[i];
-        if (!clinic_jwk_fits_alg(k, p->alg))
-            continue;
-        if (kid) {
-            if (k->kid && strcmp(k->kid, kid) == 0) {
-                found = k;
-                break;
-            }
-        } else {
-            fits++;
-            found = k;
-        }
-    }
-    if (!found || (!kid && fits != 1)) {
-        *why = kid ? "unknown kid" : "no kid and not exactly one key fits";
-        return -1;
-    }
-    *key = found->key;
-    *key_len = found->key_len;
-    return 0;
 }
 
 /* The time claims: exp required; all must be integers when present. */
@@ -145,34 +104,25 @@ static int check_aud(json_t *claims, const char *want)
     return 0;
 }
 
-/* libjwt checks the signature; the claims are then read from the very
- * payload bytes it verified, with duplicate names rejected (libjwt's own
- * parse keeps the last of two "exp"s: an ambiguous token is refused). */
-static json_t *verified_claims(const clinic_token_policy_t *p, const char *tok,
-                               size_t len, const char *payload, size_t payload_len,
-                               const unsigned char *key, size_t key_len, const char **why)
+/* The signature over tok[0..dot2) checked with the chosen key, then the
+ * claims read from the very payload bytes it covers, with duplicate names
+ * rejected (an ambiguous token is refused). */
+static json_t *verified_claims(const clinic_token_policy_t *p, const clinic_vkey_t *k,
+                               const char *tok, const char *dot1, const char *dot2,
+                               const char *end, const char **why)
 {
-    char buf[CLINIC_TOKEN_MAX + 1];
-    unsigned char body[CLINIC_TOKEN_MAX];
-    jwt_t *jwt = NULL;
+    unsigned char buf[CLINIC_TOKEN_MAX];
     long got;
     json_t *claims;
 
-    memcpy(buf, tok, len);
-    buf[len] = '\0';
-    if (jwt_decode(&jwt, buf, key, (int)key_len) != 0) {
+    got = clinic_b64url_decode(dot2 + 1, (size_t)(end - dot2 - 1), buf);
+    if (got <= 0 || !clinic_keyset_verify(p->keys, k, (const unsigned char *)tok,
+                                          (size_t)(dot2 - tok), buf, (size_t)got)) {
         *why = "signature or encoding invalid";
         return NULL;
     }
-    /* libjwt accepts alg "none" with any key: pin the algorithm again. */
-    if (jwt_get_alg(jwt) != jwt_str_alg(p->alg) || jwt_get_alg(jwt) == JWT_ALG_NONE) {
-        jwt_free(jwt);
-        *why = "algorithm mismatch";
-        return NULL;
-    }
-    jwt_free(jwt);
-    got = clinic_b64url_decode(payload, payload_len, body);
-    claims = got > 0 ? json_loadb((const char *)body, (size_t)got, JSON_REJECT_DUPLICATES, NULL)
+    got = clinic_b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), buf);
+    claims = got > 0 ? json_loadb((const char *)buf, (size_t)got, JSON_REJECT_DUPLICATES, NULL)
                      : NULL;
     if (!json_is_object(claims)) {
         json_decref(claims);
@@ -182,13 +132,24 @@ static json_t *verified_claims(const clinic_token_policy_t *p, const char *tok,
     return claims;
 }
 
+/* RFC 7515 4.1.11: a JWS whose "crit" names extensions the recipient does
+ * not understand is invalid; this verifier understands none. RFC 7797's
+ * unencoded payload ("b64": false) is one of them. */
+static int header_extensions_ok(json_t *hdr)
+{
+    json_t *b64 = json_object_get(hdr, "b64");
+
+    return !json_object_get(hdr, "crit") && (!b64 || json_is_true(b64));
+}
+
 int clinic_token_verify(const clinic_token_policy_t *p, const char *tok,
                         size_t len, long now, json_t **claims,
                         const char **why)
 {
     const char *dot1, *dot2, *kid = NULL;
-    const unsigned char *key = NULL;
-    size_t key_len = 0, i;
+    const clinic_vkey_t *key;
+    size_t i;
+    int unknown = 0, rc = -1;
     json_t *hdr, *alg, *jkid, *c = NULL;
 
     *claims = NULL;
@@ -215,14 +176,23 @@ int clinic_token_verify(const clinic_token_policy_t *p, const char *tok,
         *why = "bad header";
         goto out;
     }
-    if (strcmp(json_string_value(alg), p->alg) != 0) {
+    /* The algorithm is pinned before any signature work. */
+    if (strcmp(json_string_value(alg), p->alg) != 0 || !p->keys ||
+        strcmp(p->keys->alg, p->alg) != 0) {
         *why = "algorithm mismatch";
         goto out;
     }
-    kid = jkid ? json_string_value(jkid) : NULL;
-    if (pick_key(p, kid, &key, &key_len, why) != 0)
+    if (!header_extensions_ok(hdr)) {
+        *why = "header has crit or b64 (unsupported extension)";
         goto out;
-    c = verified_claims(p, tok, len, dot1 + 1, (size_t)(dot2 - dot1 - 1), key, key_len, why);
+    }
+    kid = jkid ? json_string_value(jkid) : NULL;
+    if (!(key = clinic_keyset_pick(p->keys, kid, &unknown, why))) {
+        if (unknown)
+            rc = CLINIC_TOKEN_UNKNOWN_KID;
+        goto out;
+    }
+    c = verified_claims(p, key, tok, dot1, dot2, tok + len, why);
     if (!c)
         goto out;
     if (check_times(c, now, p->leeway, why) != 0)
@@ -245,16 +215,40 @@ bad:
     json_decref(c);
 out:
     json_decref(hdr);
-    return -1;
+    return rc;
 }
 
 /* ---- the cache of verified tokens ---- */
 
 #define CACHE_SLOTS 1024   /* direct-mapped; a collision just evicts */
 
+
+/* Policies are compared by identity of their configuration strings, which
+ * live as long as the configuration, and by the key set's id, unique in the
+ * process: after a rotation the new set has a new id, so no token verified
+ * under the old set (perhaps by a key since removed) is taken from here. */
+typedef struct {
+    const char *alg, *issuer, *audience;
+    unsigned long keys_id;
+    long leeway;
+} policy_tag_t;
+
+static policy_tag_t tag_of(const clinic_token_policy_t *p)
+{
+    policy_tag_t t = { p->alg, p->issuer, p->audience, p->keys ? p->keys->id : 0, p->leeway };
+
+    return t;
+}
+
+static int same_policy(const policy_tag_t *a, const clinic_token_policy_t *p)
+{
+    return p->keys && a->alg == p->alg && a->keys_id == p->keys->id &&
+           a->issuer == p->issuer && a->audience == p->audience && a->leeway == p->leeway;
+}
+
 typedef struct {
     unsigned char digest[32];
-    clinic_token_policy_t policy;   /* the policy it was verified under */
+    policy_tag_t policy;            /* the policy it was verified under */
     json_int_t exp;
     json_t *claims;                 /* NULL: empty slot */
 } cache_slot_t;
@@ -264,15 +258,6 @@ static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long cache_hits;
 static __thread int last_hit;   /* for clinic_token_last_was_hit */
 
-/* Policies are compared by identity of their configuration strings and
- * keys, which live as long as the configuration. */
-static int same_policy(const clinic_token_policy_t *a, const clinic_token_policy_t *b)
-{
-    return a->alg == b->alg && a->key == b->key && a->key_len == b->key_len &&
-           a->jwks == b->jwks && a->njwks == b->njwks && a->issuer == b->issuer &&
-           a->audience == b->audience && a->leeway == b->leeway;
-}
-
 int clinic_token_verify_cached(const clinic_token_policy_t *p, const char *tok,
                                size_t len, long now, json_t **claims,
                                const char **why)
@@ -281,6 +266,7 @@ int clinic_token_verify_cached(const clinic_token_policy_t *p, const char *tok,
     unsigned int dlen = 0;
     cache_slot_t *s;
     json_t *old;
+    int rc;
 
     last_hit = 0;
     if (len > CLINIC_TOKEN_MAX || !EVP_Digest(tok, len, d, &dlen, EVP_sha256(), NULL))
@@ -297,12 +283,12 @@ int clinic_token_verify_cached(const clinic_token_policy_t *p, const char *tok,
     }
     pthread_mutex_unlock(&cache_lock);
 
-    if (clinic_token_verify(p, tok, len, now, claims, why) != 0)
-        return -1;
+    if ((rc = clinic_token_verify(p, tok, len, now, claims, why)) != 0)
+        return rc;
     pthread_mutex_lock(&cache_lock);
     old = s->claims;
     memcpy(s->digest, d, sizeof d);
-    s->policy = *p;
+    s->policy = tag_of(p);
     s->exp = json_integer_value(json_object_get(*claims, "exp"));
     s->claims = json_incref(*claims);
     pthread_mutex_unlock(&cache_lock);

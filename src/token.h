@@ -1,22 +1,20 @@
 /*
- * Bearer-token verification with libjwt, free of httpd headers so that the
- * unit tests and the fuzz targets link it alone.
+ * Bearer-token verification against a ready-to-verify key set (keyset.h),
+ * free of httpd headers so that the unit tests and the fuzz targets link it
+ * alone.
  */
 #ifndef CLINIC_TOKEN_H
 #define CLINIC_TOKEN_H
 
 #include <stddef.h>
 #include <jansson.h>
-#include "jwk.h"
+#include "keyset.h"
 
 #define CLINIC_TOKEN_MAX 8192   /* bytes; a longer token is rejected unread */
 
 typedef struct {
     const char *alg;                 /* the pinned algorithm, e.g. "RS256" */
-    const unsigned char *key;        /* ClinicJWTKeyFile contents, or NULL */
-    size_t key_len;
-    const clinic_jwk_t *jwks;        /* ClinicJWKSFile keys, or NULL */
-    size_t njwks;
+    const clinic_keyset_t *keys;     /* keys that fit alg (key file, JWKS file or URL) */
     const char *issuer;              /* required iss, or NULL */
     const char *audience;            /* required aud member, or NULL */
     long leeway;                     /* seconds */
@@ -28,7 +26,10 @@ int clinic_bearer_token(const char *hdr, const char **tok, size_t *len);
 
 /* Verify tok[0..len) against the policy at time now (seconds since the
  * epoch). 0: *claims is a new reference to the verified claims object.
- * -1: *why says what failed (a fixed string, never token content). */
+ * -1: *why says what failed (a fixed string, never token content).
+ * CLINIC_TOKEN_UNKNOWN_KID: the same, because the header's kid names no key
+ * of the set (a fetched set may be refetched for it). */
+#define CLINIC_TOKEN_UNKNOWN_KID (-2)
 int clinic_token_verify(const clinic_token_policy_t *p, const char *tok,
                         size_t len, long now, json_t **claims,
                         const char **why);

@@ -49,7 +49,7 @@
 #include "token.h"
 
 #define NOW 1795000000L
-#define SECRET "fuzz-secret-0123456789"
+#define SECRET "fuzz-secret-0123456789-0123456789"   /* >= 32 bytes (RFC 7518 3.2) */
 #define ISS "https://auth.clinic.example"
 #define AUD "mod_clinic"
 #define NPOL 5
@@ -176,23 +176,23 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     for (i = 0; i < NPOL; i++)
         memset(&pol[i], 0, sizeof pol[i]);
     pol[0].alg = "HS256";
-    pol[0].key = (const unsigned char *)SECRET;
-    pol[0].key_len = strlen(SECRET);
+    pol[0].keys = clinic_keyset_from_key((const unsigned char *)SECRET, strlen(SECRET), "HS256",
+                                         err, sizeof err);
     pol[1] = pol[0];
     pol[1].issuer = ISS;
     pol[1].audience = AUD;
     pol[1].leeway = 60;
     pol[2].alg = "RS256";
-    pol[2].key = (const unsigned char *)rsa_pub_pem;
-    pol[2].key_len = strlen(rsa_pub_pem);
+    pol[2].keys = clinic_keyset_from_key((const unsigned char *)rsa_pub_pem,
+                                         strlen(rsa_pub_pem), "RS256", err, sizeof err);
     pol[3].alg = "RS256";
-    pol[3].jwks = jwks;
-    pol[3].njwks = njwks;
+    pol[3].keys = clinic_keyset_from_jwks(jwks, njwks, "RS256", err, sizeof err);
     pol[4] = pol[3];
     pol[4].alg = "ES256";
+    pol[4].keys = clinic_keyset_from_jwks(jwks, njwks, "ES256", err, sizeof err);
 
-    if (!clinic_key_fits_alg(pol[2].key, pol[2].key_len, "RS256", err, sizeof err))
-        die("init: the RSA PEM does not fit RS256");
+    if (!pol[0].keys || !pol[2].keys || !pol[3].keys || !pol[4].keys)
+        die("init: a key set could not be built");
 
     /* Self-tests: each policy accepts a token from its own key and nothing else's. */
     tok = mint(JWT_ALG_HS256, SECRET, NULL);
@@ -292,8 +292,9 @@ static int verify_at(int i, const char *tok, size_t len, long now, json_t **out,
     if (why_out)
         *why_out = why;
     if (rc != 0) {
-        if (rc != -1 || claims || !why)
-            die("failed verify without -1, NULL claims and a reason");
+        if ((rc != -1 && rc != CLINIC_TOKEN_UNKNOWN_KID) || claims || !why ||
+            ((rc == CLINIC_TOKEN_UNKNOWN_KID) != !strcmp(why, "unknown kid")))
+            die("failed verify without -1 (or -2 for an unknown kid), NULL claims and a reason");
         if (clinic_claim_equals(claims, "sub", "x"))
             die("clinic_claim_equals(NULL) matched");
         return 0;
@@ -327,8 +328,8 @@ static int check_cached(int i, const char *tok, size_t len, long now, const char
     int ugot = verify_at(i, tok, len, now, &u, &uwhy);
     int crc = clinic_token_verify_cached(&pol[i], tok, len, now, &c, &cwhy);
 
-    if (crc != 0 && (crc != -1 || c || !cwhy))
-        die("failed cached verify without -1, NULL claims and a reason");
+    if (crc != 0 && ((crc != -1 && crc != CLINIC_TOKEN_UNKNOWN_KID) || c || !cwhy))
+        die("failed cached verify without -1/-2, NULL claims and a reason");
     if (crc == 0 && ugot && !json_equal(c, u)) {
         fprintf(stderr, "fuzz_token: policy %d: cached claims differ from verified ones\n", i);
         abort();

@@ -24,7 +24,7 @@
 #define ISS "https://auth.example"
 #define AUD "clinic"
 #define STD "\"sub\":\"u1\",\"iss\":\"" ISS "\",\"aud\":\"" AUD "\""
-#define SECRET "a shared secret of some length"
+#define SECRET "a shared secret of some length, 32 bytes or more"
 #define HS_HEADER "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"
 
 static EVP_PKEY *rsa, *rsa2, *ec;
@@ -32,6 +32,8 @@ static char *rsa_pub, *rsa_priv, *rsa2_priv, *ec_pub, *ec_priv;
 static clinic_jwk_t *jwks_all, *jwks_one;   /* {k1 rsa, k2 rsa2, e1 ec}, {k1 rsa, e1 ec} */
 static size_t njwks_all, njwks_one;
 static char valid[128];                     /* claims valid at NOW for an ISS/AUD policy */
+static clinic_keyset_t *made[64];           /* key sets made by the tests, freed at teardown */
+static size_t nmade;
 
 /* printf into one of four static buffers, used in turn. */
 static const char *fmt(const char *f, ...)
@@ -131,6 +133,8 @@ static int teardown(void **state)
     (void)state;
     clinic_jwks_free(jwks_all, njwks_all);
     clinic_jwks_free(jwks_one, njwks_one);
+    while (nmade)
+        clinic_keyset_unref(made[--nmade]);
     free(rsa_pub);
     free(rsa_priv);
     free(rsa2_priv);
@@ -142,18 +146,33 @@ static int teardown(void **state)
     return 0;
 }
 
+
+static clinic_keyset_t *keep(clinic_keyset_t *ks)
+{
+    assert_true(nmade < sizeof made / sizeof made[0]);
+    return made[nmade++] = ks;
+}
+
 static clinic_token_policy_t policy(const char *alg, const char *key)
 {
-    clinic_token_policy_t p = { alg, (const unsigned char *)key, strlen(key), NULL, 0,
-                                ISS, AUD, 60 };
+    char err[256];
+    clinic_keyset_t *ks = keep(clinic_keyset_from_key((const unsigned char *)key, strlen(key),
+                                                      alg, err, sizeof err));
+    clinic_token_policy_t p = { alg, ks, ISS, AUD, 60 };
 
+    if (!ks)
+        fail_msg("clinic_keyset_from_key(%s): %s", alg, err);
     return p;
 }
 
 static clinic_token_policy_t jwks_policy(const char *alg, const clinic_jwk_t *keys, size_t n)
 {
-    clinic_token_policy_t p = { alg, NULL, 0, keys, n, ISS, AUD, 60 };
+    char err[256];
+    clinic_keyset_t *ks = keep(clinic_keyset_from_jwks(keys, n, alg, err, sizeof err));
+    clinic_token_policy_t p = { alg, ks, ISS, AUD, 60 };
 
+    if (!ks)
+        fail_msg("clinic_keyset_from_jwks(%s): %s", alg, err);
     return p;
 }
 
@@ -238,9 +257,11 @@ static void reject(const clinic_token_policy_t *p, char *tok, const char *want)
 {
     json_t *claims = json_true();   /* a singleton: must come back NULL */
     const char *why = NULL;
+    int rc = clinic_token_verify(p, tok, strlen(tok), NOW, &claims, &why);
 
-    if (clinic_token_verify(p, tok, strlen(tok), NOW, &claims, &why) != -1)
-        fail_msg("accepted: %s", tok);
+    /* an unknown kid (and only that) says so, so that a fetched set may be refetched */
+    if (rc != (strcmp(want, "unknown kid") ? -1 : CLINIC_TOKEN_UNKNOWN_KID))
+        fail_msg("accepted, or rc %d (%s): %s", rc, why ? why : "", tok);
     free(tok);
     assert_null(claims);
     assert_non_null(why);
@@ -395,7 +416,7 @@ static void test_jwks(void **state)
     clinic_token_policy_t all = jwks_policy("RS256", jwks_all, njwks_all);
     clinic_token_policy_t one = jwks_policy("RS256", jwks_one, njwks_one);
     clinic_token_policy_t es = jwks_policy("ES256", jwks_all, njwks_all);
-    clinic_token_policy_t hs = jwks_policy("HS256", jwks_all, njwks_all);
+    char err[256];
 
     (void)state;
     assert_int_equal(njwks_all, 3);
@@ -411,7 +432,63 @@ static void test_jwks(void **state)
     accept(&es, sign("ES256", ec_priv, "e1", valid));
     accept(&es, sign("ES256", ec_priv, NULL, valid));
     reject(&es, sign("ES256", ec_priv, "k1", valid), "unknown kid");
-    reject(&hs, sign("HS256", SECRET, NULL, valid), "no kid and not exactly one key fits");
+    /* pinned: a set holds only what fits its algorithm; no oct key here fits HS256 */
+    assert_null(clinic_keyset_from_jwks(jwks_all, njwks_all, "HS256", err, sizeof err));
+    assert_non_null(strstr(err, "no key of the set fits HS256"));
+}
+
+/* RFC 7515 4.1.11: crit naming an extension not understood (b64 among them) is invalid. */
+static void test_crit(void **state)
+{
+    clinic_token_policy_t hs = policy("HS256", SECRET);
+
+    (void)state;
+    reject(&hs, forge("{\"alg\":\"HS256\",\"crit\":[\"x-unknown\"],\"x-unknown\":1}", valid,
+                      SECRET), "header has crit or b64 (unsupported extension)");
+    reject(&hs, forge("{\"alg\":\"HS256\",\"b64\":false,\"crit\":[\"b64\"]}", valid, SECRET),
+           "header has crit or b64 (unsupported extension)");
+    reject(&hs, forge("{\"alg\":\"HS256\",\"b64\":false}", valid, SECRET),
+           "header has crit or b64 (unsupported extension)");
+    reject(&hs, forge("{\"alg\":\"HS256\",\"crit\":[]}", valid, SECRET),
+           "header has crit or b64 (unsupported extension)");
+    accept(&hs, forge("{\"alg\":\"HS256\",\"b64\":true}", valid, SECRET));
+}
+
+/* RFC 7518 3.2: an HS key shorter than the hash is refused. */
+static void test_hs_key_size(void **state)
+{
+    static const char k64[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    char err[256];
+    clinic_keyset_t *ks;
+
+    (void)state;
+    assert_int_equal(clinic_hs_min_len("HS256"), 32);
+    assert_int_equal(clinic_hs_min_len("HS384"), 48);
+    assert_int_equal(clinic_hs_min_len("HS512"), 64);
+    assert_int_equal(clinic_hs_min_len("RS256"), 0);
+    assert_null(clinic_keyset_from_key((const unsigned char *)k64, 31, "HS256", err, sizeof err));
+    assert_string_equal(err, "HS256 needs a secret of at least 32 bytes, not 31");
+    assert_null(clinic_keyset_from_key((const unsigned char *)k64, 47, "HS384", err, sizeof err));
+    assert_null(clinic_keyset_from_key((const unsigned char *)k64, 63, "HS512", err, sizeof err));
+    ks = clinic_keyset_from_key((const unsigned char *)k64, 32, "HS256", err, sizeof err);
+    assert_non_null(ks);
+    clinic_keyset_unref(ks);
+    ks = clinic_keyset_from_key((const unsigned char *)k64, 64, "HS512", err, sizeof err);
+    assert_non_null(ks);
+    clinic_keyset_unref(ks);
+}
+
+/* ES: the JWS signature is r||s of exactly twice the field size; anything else is refused. */
+static void test_es_signature_form(void **state)
+{
+    clinic_token_policy_t es = policy("ES256", ec_pub);
+    char *tok = sign("ES256", ec_priv, NULL, valid);
+    char *cut = strdup(tok);
+
+    (void)state;
+    cut[strlen(cut) - 4] = '\0';   /* 3 bytes short */
+    reject(&es, cut, "signature or encoding invalid");
+    accept(&es, tok);
 }
 
 static void test_claim_equals(void **state)
@@ -484,6 +561,31 @@ static void test_cache(void **state)
     assert_int_equal(clinic_token_verify_cached(&other, tok, n, NOW, &claims, &why), 0);
     json_decref(claims);
 
+    /* a new key set (a rotation) is a new policy: nothing verified under the old set is
+       taken from the cache, and a key since removed no longer verifies */
+    {
+        clinic_token_policy_t rot = jwks_policy("RS256", jwks_all, njwks_all);
+        clinic_token_policy_t k2only = jwks_policy("RS256", jwks_all + 1, 1);
+        char *ktok = sign("RS256", rsa_priv, "k1", fmt("{" STD ",\"exp\":%ld}", NOW + 100));
+        size_t kn = strlen(ktok);
+        unsigned long h;
+
+        assert_int_equal(clinic_token_verify_cached(&rot, ktok, kn, NOW, &claims, &why), 0);
+        json_decref(claims);
+        h = clinic_token_cache_hits();
+        assert_int_equal(clinic_token_verify_cached(&rot, ktok, kn, NOW, &claims, &why), 0);
+        json_decref(claims);
+        assert_int_equal(clinic_token_cache_hits(), h + 1);
+        claims = NULL;
+        k2only.issuer = rot.issuer;   /* same strings: only the key set differs */
+        assert_int_equal(clinic_token_verify_cached(&k2only, ktok, kn, NOW, &claims, &why),
+                         CLINIC_TOKEN_UNKNOWN_KID);
+        assert_null(claims);
+        assert_int_equal(clinic_token_cache_hits(), h + 1);
+        free(ktok);
+    }
+    hits = clinic_token_cache_hits() - 1;
+
     tok[n - 3] = tok[n - 3] == 'A' ? 'B' : 'A';   /* one signature character */
     assert_int_equal(clinic_token_verify_cached(&rs, tok, n, NOW, &claims, &why), -1);
     assert_null(claims);
@@ -503,6 +605,9 @@ int main(void)
         cmocka_unit_test(test_claim_equals),
         cmocka_unit_test(test_duplicate_claims),
         cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_crit),
+        cmocka_unit_test(test_hs_key_size),
+        cmocka_unit_test(test_es_signature_form),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
