@@ -408,8 +408,9 @@ static void fetch(clinic_remote_t *r)
         r->next_due = mono_now() + (r->refresh < RETRY_MAX ? r->refresh : RETRY_MAX);
         if (!r->failing)
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, main_server,
-                         "clinic: fetching the keys of %s (%s) failed: %s; %s", r->src,
-                         url ? url : "discovery", why,
+                         "clinic: fetching the keys of %s%s%s%s failed: %s; %s", r->src,
+                         r->oidc ? " (" : "", r->oidc ? (url ? url : "discovery") : "",
+                         r->oidc ? ")" : "", why,
                          r->current ? "keeping the last good keys" : "no keys yet (503)");
         r->failing = 1;
     }

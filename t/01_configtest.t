@@ -358,4 +358,81 @@ conf_ok('ClinicCORSOrigins: origins, ports, IPv6, *, none', <<"EOF");
 </Location>
 EOF
 
+# --- HS secrets of at least the hash size (RFC 7518 3.2) ---
+my $hs31 = write_file("$dir/hs31.secret", 'x' x 31);
+my $hs32 = write_file("$dir/hs32.secret", 'x' x 32);
+my $hs63 = write_file("$dir/hs63.secret", 'x' x 63 . "\n");
+conf_ok('HS256 secret of 32 bytes', <<"EOF");
+<Location /hs>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm HS256
+    ClinicJWTKeyFile "$hs32"
+</Location>
+EOF
+conf_fails('HS256 secret of 31 bytes', <<"EOF", [qr/<Location \/hs>/, qr/at least 32 bytes/, qr/is 31\b/]);
+<Location /hs>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm HS256
+    ClinicJWTKeyFile "$hs31"
+</Location>
+EOF
+conf_fails('HS512 secret of 63 bytes (and a newline)', <<"EOF",
+<Location /hs512>
+    SetHandler clinic-add-and-link
+    ClinicJWTAlgorithm HS512
+    ClinicJWTKeyFile "$hs63"
+</Location>
+EOF
+    [qr/<Location \/hs512>/, qr/at least 64 bytes/]);
+
+# --- keys fetched over HTTPS (issue 11): configtest does not fetch ---
+my $ca = write_file("$dir/ca.pem", "not read until a fetch\n");
+conf_ok('ClinicJWKSURL and ClinicOIDCIssuer with their settings', <<"EOF");
+ClinicTLSCAFile "$ca"
+ClinicJWKSCacheDir "$dir/kept"
+<Location /u>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    ClinicJWKSURL https://idp.example/.well-known/jwks.json
+    ClinicJWKSRefresh 600
+</Location>
+<Location /o>
+    SetHandler clinic-add-and-link
+    ClinicJWTAlgorithm ES256
+    ClinicOIDCIssuer https://idp.example/realms/hospital
+</Location>
+EOF
+conf_fails('ClinicJWKSURL over http', <<"EOF", [qr/ClinicJWKSURL/, qr/not an https/]);
+<Location /u>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    ClinicJWKSURL http://idp.example/jwks.json
+</Location>
+EOF
+conf_fails('ClinicOIDCIssuer over http', <<"EOF", [qr/ClinicOIDCIssuer/, qr/not an https/]);
+<Location /u>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    ClinicOIDCIssuer http://idp.example/
+</Location>
+EOF
+conf_fails('a fetched key set for HS256', <<"EOF", [qr/<Location \/u>/, qr/HS256/]);
+<Location /u>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm HS256
+    ClinicJWKSURL https://idp.example/jwks.json
+</Location>
+EOF
+conf_fails('ClinicJWKSRefresh 0', <<"EOF", [qr/ClinicJWKSRefresh/]);
+<Location /u>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    ClinicJWKSURL https://idp.example/jwks.json
+    ClinicJWKSRefresh 0
+</Location>
+EOF
+conf_fails('ClinicTLSCAFile missing', <<"EOF", [qr/ClinicTLSCAFile/, qr/no-such-ca\.pem/]);
+ClinicTLSCAFile "$dir/no-such-ca.pem"
+EOF
+
 done_testing();

@@ -12,6 +12,8 @@ use Test::More;
 use Apache::Test ();
 use Apache::TestRequest ();
 use File::Temp ();
+use Digest::SHA ();
+use JSON::PP ();
 use MIME::Base64 qw(decode_base64url encode_base64url);
 use lib 't/lib';
 use Clinic::Test qw(:DEFAULT common_headers);
@@ -88,6 +90,24 @@ rejected('alg none', '/visits', tok(alg => 'none', claims => { sub => 'registrat
     my $none_h = encode_base64url('{"alg":"none","typ":"JWT"}');
     rejected('alg none header over a real signature', '/visits', "$none_h.$p.$s", 'bad');
     rejected('alg none, empty signature', '/visits', "$none_h.$p.", 'bad');
+}
+{
+    # RFC 7515 4.1.11: a JWS whose crit names an extension not understood is invalid, even
+    # correctly signed (HS256, so that the test signs the exact header it wants).
+    open(my $fh, '<', "$keys/hs-secret") or die "hs-secret: $!";
+    my $secret = do { local $/; <$fh> };
+    $secret =~ s/\n\z//;
+    my $payload = encode_base64url(JSON::PP->new->encode({ sub => 'registration-desk',
+                                                           exp => time + 600 }));
+    my $signed = sub {
+        my $h = encode_base64url($_[0]);
+        return "$h.$payload." . encode_base64url(Digest::SHA::hmac_sha256("$h.$payload", $secret));
+    };
+    accepted('HS256 token signed here (control)', '/hs/visits', $signed->('{"alg":"HS256"}'));
+    rejected('crit with an unknown extension', '/hs/visits',
+             $signed->('{"alg":"HS256","crit":["x-unknown"],"x-unknown":1}'), 'bad');
+    rejected('b64 false in crit', '/hs/visits',
+             $signed->('{"alg":"HS256","b64":false,"crit":["b64"]}'), 'bad');
 }
 rejected('HS256 signed with the RSA public key PEM as secret', '/visits',
          tok(alg => 'HS256', key => "$keys/rsa-public.pem", claims => { sub => 'x' }), 'bad');

@@ -485,6 +485,13 @@ expect_error('names missing and appointment_id malformed: 5 before 6',
     is($b->{code}, 'INVALID_FIELD', 'uid with broken percent-encoding: INVALID_FIELD');
     like($b->{error} // '', qr/\buid\b/, 'uid with broken percent-encoding: error names uid');
     nothing_written('uid with broken percent-encoding');
+
+    # A repeated uid is ambiguous (which doctor?): refused, even when the first matches.
+    for my $q ("?uid=$mine&uid=doc_b", "?uid=$mine&x=1&uid=$mine", "?uid=$mine;uid=doc_b") {
+        $res = link_req($std->(), query => $q, token => $mine_tok);
+        expect_error("repeated uid ($q)", $res, 400, 'Invalid field: uid (given more than once)',
+                     'INVALID_FIELD');
+    }
 }
 
 # 7: the token's uid claim.
