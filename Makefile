@@ -36,7 +36,7 @@ UNIT_TESTS  = t/unit/test_datetime t/unit/test_jwk t/unit/test_validate t/unit/t
 .build-flags: FORCE
 	@echo 'ASAN=$(filter 1,$(ASAN))' | cmp -s - $@ || echo 'ASAN=$(filter 1,$(ASAN))' > $@
 
-all: mod_clinic.so tools/mkjwt $(UNIT_TESTS)
+all: mod_clinic.so tools/mkjwt tools/verifybench $(UNIT_TESTS)
 
 # apxs echoes every libtool command: keep them in build.log, show warnings.
 mod_clinic.so: mod_clinic.c $(SRC) $(HDR) .build-flags
@@ -48,6 +48,11 @@ mod_clinic.so: mod_clinic.c $(SRC) $(HDR) .build-flags
 
 tools/mkjwt: tools/mkjwt.c src/b64url.c src/b64url.h .build-flags
 	$(CC) $(UNIT_CFLAGS) -o $@ tools/mkjwt.c src/b64url.c -ljwt -ljansson -lcrypto
+
+# CPU per never-seen token, the module's verifier against libjwt's (-O2 like the module).
+tools/verifybench: tools/verifybench.c src/token.c src/keyset.c src/jwk.c src/b64url.c \
+                   src/token.h src/keyset.h .build-flags
+	$(CC) $(subst -O1,-O2,$(UNIT_CFLAGS)) -o $@ $(filter %.c,$^) -ljwt -ljansson -lcrypto -lpthread
 
 t/unit/test_datetime: .build-flags t/unit/test_datetime.c src/datetime.c src/datetime.h
 	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -lcmocka
@@ -103,4 +108,4 @@ install: mod_clinic.so
 
 clean:
 	rm -rf .libs src/.libs *.la *.lo *.o *.slo src/*.lo src/*.o src/*.slo src/*.la \
-	    mod_clinic.so build.log .build-flags tools/mkjwt $(UNIT_TESTS) t/fuzz/bin t/fuzz/crashes
+	    mod_clinic.so build.log .build-flags tools/mkjwt tools/verifybench $(UNIT_TESTS) t/fuzz/bin t/fuzz/crashes

@@ -95,6 +95,11 @@ static clinic_keyset_t *new_set(const char *alg, size_t cap, char *err, size_t e
         set_err(err, errlen, "unsupported algorithm \"%s\"", alg ? alg : "(null)");
         return NULL;
     }
+    /* An explicitly fetched digest: EVP_sha256() and friends make OpenSSL 3 look the
+       implementation up again in every EVP_DigestVerifyInit. */
+    ks->md_fetched = EVP_MD_fetch(NULL, EVP_MD_get0_name(ks->md), NULL);
+    if (ks->md_fetched)
+        ks->md = ks->md_fetched;
     ks->alg = alg;
     ks->refs = 1;
     ks->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
@@ -314,5 +319,6 @@ void clinic_keyset_unref(clinic_keyset_t *ks)
             OPENSSL_clear_free(ks->keys[i].secret, ks->keys[i].secret_len);
     }
     free(ks->keys);
+    EVP_MD_free(ks->md_fetched);
     free(ks);
 }

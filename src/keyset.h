@@ -25,6 +25,7 @@ typedef struct {
     int any_kid;              /* a key file: the token's kid is not consulted */
     const char *alg;          /* the pinned algorithm (static string) */
     const EVP_MD *md;
+    EVP_MD *md_fetched;       /* md, fetched once (freed with the set) */
     int family;               /* 0 HS, 1 RS, 2 ES */
     size_t ec_len;            /* ES: bytes of r (and of s) */
     size_t n;
