@@ -300,7 +300,7 @@ void clinic_jwks_free(clinic_jwk_t *keys, size_t n)
 
 /* Load a PEM "PUBLIC KEY" or "RSA PUBLIC KEY" block (nothing else, in particular no private
    key) from key[0..len). */
-static EVP_PKEY *load_public_pem(const unsigned char *key, size_t len)
+EVP_PKEY *clinic_pem_public_key(const unsigned char *key, size_t len)
 {
     BIO *bio = len <= INT_MAX ? BIO_new_mem_buf(key, (int)len) : NULL;
     char *name = NULL, *header = NULL;
@@ -343,7 +343,7 @@ int clinic_key_fits_alg(const unsigned char *key, size_t len, const char *alg,
             set_err(err, errlen, "%s needs a non-empty secret", alg);
         return key && len;
     }
-    if (!key || !(pkey = load_public_pem(key, len))) {
+    if (!key || !(pkey = clinic_pem_public_key(key, len))) {
         set_err(err, errlen, "%s needs a PEM public key", alg);
         ERR_clear_error();
         return 0;

@@ -32,6 +32,11 @@ void clinic_jwks_free(clinic_jwk_t *keys, size_t n);
 int clinic_key_fits_alg(const unsigned char *key, size_t len, const char *alg,
                         char *err, size_t errlen);
 
+/* The PEM "PUBLIC KEY" / "RSA PUBLIC KEY" in key[0..len) as an EVP_PKEY (caller frees), NULL
+   for anything else (a private key included) or trailing bytes after the DER structure. */
+struct evp_pkey_st;
+struct evp_pkey_st *clinic_pem_public_key(const unsigned char *key, size_t len);
+
 /* Does a parsed JWK fit alg (same rules; kty OCT fits HS*; if jwk->alg is set it must equal
    alg)? 1/0 */
 int clinic_jwk_fits_alg(const clinic_jwk_t *k, const char *alg);

@@ -14,8 +14,6 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/hmac.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include "keyset.h"
 
@@ -106,30 +104,6 @@ static clinic_keyset_t *new_set(const char *alg, size_t cap, char *err, size_t e
     return ks;
 }
 
-/* The PEM public key (already checked by clinic_key_fits_alg) as an EVP_PKEY. */
-static EVP_PKEY *pem_pkey(const unsigned char *key, size_t len)
-{
-    BIO *bio = len <= INT_MAX ? BIO_new_mem_buf(key, (int)len) : NULL;
-    char *name = NULL, *header = NULL;
-    unsigned char *der = NULL;
-    const unsigned char *p;
-    long dlen = 0;
-    EVP_PKEY *pkey = NULL;
-
-    if (bio && PEM_read_bio(bio, &name, &header, &der, &dlen) == 1) {
-        p = der;
-        if (!strcmp(name, PEM_STRING_PUBLIC))
-            pkey = d2i_PUBKEY(NULL, &p, dlen);
-        else if (!strcmp(name, PEM_STRING_RSA_PUBLIC))
-            pkey = d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, dlen);
-    }
-    OPENSSL_free(name);
-    OPENSSL_free(header);
-    OPENSSL_free(der);
-    BIO_free(bio);
-    return pkey;
-}
-
 /* Fill k from key material that fits ks->alg. 0 ok, -1 (err set). */
 static int fill(clinic_keyset_t *ks, clinic_vkey_t *k, const unsigned char *key, size_t len,
                 char *err, size_t errlen)
@@ -151,7 +125,7 @@ static int fill(clinic_keyset_t *ks, clinic_vkey_t *k, const unsigned char *key,
     }
     if (!clinic_key_fits_alg(key, len, ks->alg, err, errlen))
         return -1;
-    if (!(k->pkey = pem_pkey(key, len))) {
+    if (!(k->pkey = clinic_pem_public_key(key, len))) {
         ERR_clear_error();
         set_err(err, errlen, "%s: unusable public key", ks->alg);
         return -1;
