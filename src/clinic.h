@@ -167,9 +167,11 @@ void clinic_remote_child_init(apr_pool_t *p, server_rec *s);
 /* The current set with a reference held (release with clinic_keyset_unref),
  * or NULL while there is none. */
 clinic_keyset_t *clinic_remote_acquire(clinic_remote_t *rem);
-/* An unknown kid: ask for a refetch (at most one per 60 s per process) and
- * wait a bounded short time for it. 1 when the set changed meanwhile. */
-int clinic_remote_refetch(clinic_remote_t *rem);
+/* An unknown kid in a token checked against `mine`: ask for a refetch (at
+ * most one per 60 s per process; a request arriving while one runs waits for
+ * it too), waiting a bounded short time. 1 when a set other than mine is
+ * current now (worth verifying again). */
+int clinic_remote_refetch(clinic_remote_t *rem, const clinic_keyset_t *mine);
 
 /* The key file's (or JWKS file's) ready-to-verify set for alg, built on
  * first use; NULL with why when nothing of it fits alg. */

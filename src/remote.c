@@ -52,7 +52,9 @@ struct clinic_remote {
     time_t next_due;
     time_t last_forced;
     int forced_ever, forced;
+    int busy;                 /* a fetch is running */
     unsigned long seq;        /* fetches finished */
+    unsigned long forced_seq; /* seq once the last kid-triggered refetch is done */
     int failing;
 };
 
@@ -441,9 +443,11 @@ static void *run(void *arg)
         }
         if (due) {
             due->forced = 0;
+            due->busy = 1;
             pthread_mutex_unlock(&lock);
             fetch(due);
             pthread_mutex_lock(&lock);
+            due->busy = 0;
             continue;
         }
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -532,31 +536,36 @@ clinic_keyset_t *clinic_remote_acquire(clinic_remote_t *r)
     return ks;
 }
 
-int clinic_remote_refetch(clinic_remote_t *r)
+int clinic_remote_refetch(clinic_remote_t *r, const clinic_keyset_t *mine)
 {
     time_t now = mono_now();
     struct timespec until;
-    clinic_keyset_t *before;
-    unsigned long seq;
     int changed;
 
     pthread_mutex_lock(&lock);
-    if (!thread_running || (r->forced_ever && now - r->last_forced < FORCED_EVERY)) {
+    if (!thread_running || r->current != mine) {   /* no fetcher, or a newer set already */
+        changed = r->current != mine;
         pthread_mutex_unlock(&lock);
+        return changed;
+    }
+    if (!r->forced_ever || now - r->last_forced >= FORCED_EVERY) {
+        r->forced_ever = 1;
+        r->last_forced = now;
+        r->forced = 1;
+        /* done after the fetch that is running now, if any, and then ours */
+        r->forced_seq = r->seq + (r->busy ? 2 : 1);
+        pthread_cond_signal(&wake);
+    } else if (r->seq >= r->forced_seq) {
+        pthread_mutex_unlock(&lock);   /* refetched less than 60 s ago: no more */
         return 0;
     }
-    r->forced_ever = 1;
-    r->last_forced = now;
-    r->forced = 1;
-    seq = r->seq;
-    before = r->current;
-    pthread_cond_signal(&wake);
+    /* A refetch is under way (ours, or one asked for by a request just before): wait. */
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += WAIT_SECONDS;
-    while (r->seq == seq && !stopping)
+    while (r->seq < r->forced_seq && !stopping)
         if (pthread_cond_timedwait(&done, &lock, &until) == ETIMEDOUT)
             break;
-    changed = r->current != before;
+    changed = r->current != mine;
     pthread_mutex_unlock(&lock);
     return changed;
 }

@@ -88,7 +88,7 @@ static int check_auth(clinic_req_t *c)
     pol.audience = conf->audience;
     pol.leeway = CLINIC_LEEWAY(conf);
     rc = clinic_token_verify_cached(&pol, tok, len, now, &c->claims, &why);
-    if (rc == CLINIC_TOKEN_UNKNOWN_KID && rem && clinic_remote_refetch(rem)) {
+    if (rc == CLINIC_TOKEN_UNKNOWN_KID && rem && clinic_remote_refetch(rem, set)) {
         clinic_keyset_unref(set);
         pol.keys = set = clinic_remote_acquire(rem);
         rc = clinic_token_verify_cached(&pol, tok, len, now, &c->claims, &why);
