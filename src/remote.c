@@ -188,10 +188,11 @@ int clinic_remote_post_config(apr_pool_t *p, server_rec *s)
                          "clinic: cannot create %s for the kept key documents", dir);
             continue;
         }
-        if (geteuid() == 0 &&
-            chown(dir, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0)
+        if ((geteuid() == 0 &&
+             chown(dir, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0) ||
+            chmod(dir, 0700) != 0)
             ap_log_error(APLOG_MARK, APLOG_WARNING, errno, s,
-                         "clinic: cannot give %s to the server's user", dir);
+                         "clinic: cannot make %s the server user's, mode 0700", dir);
     }
     return OK;
 }
