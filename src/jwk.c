@@ -44,7 +44,7 @@ static int alg_index(const char *alg)
     return -1;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void clinic_errf(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
@@ -72,17 +72,17 @@ static unsigned char *b64_member(const json_t *j, const char *name, size_t min, 
     long n;
 
     if (!json_is_string(v)) {
-        set_err(err, errlen, "key %zu: missing \"%s\"", idx, name);
+        clinic_errf(err, errlen, "key %zu: missing \"%s\"", idx, name);
         return NULL;
     }
     len = json_string_length(v);
     if (!(buf = malloc(len / 4 * 3 + 4))) {
-        set_err(err, errlen, "out of memory");
+        clinic_errf(err, errlen, "out of memory");
         return NULL;
     }
     n = clinic_b64url_decode(json_string_value(v), len, buf);
     if (n < 0 || (size_t)n < min || (size_t)n > max) {
-        set_err(err, errlen, "key %zu: \"%s\" is %s", idx, name,
+        clinic_errf(err, errlen, "key %zu: \"%s\" is %s", idx, name,
                 n < 0 ? "not valid base64url" : "of the wrong length");
         OPENSSL_clear_free(buf, len / 4 * 3 + 4);
         return NULL;
@@ -119,7 +119,7 @@ static EVP_PKEY *rsa_from_jwk(const json_t *j, size_t idx, char *err, size_t err
         && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e))
         pkey = from_params("RSA", bld);
     if (!pkey && e)
-        set_err(err, errlen, "key %zu: unusable RSA key", idx);
+        clinic_errf(err, errlen, "key %zu: unusable RSA key", idx);
     OSSL_PARAM_BLD_free(bld);
     BN_free(bn_n);
     BN_free(bn_e);
@@ -152,7 +152,7 @@ static EVP_PKEY *ec_from_jwk(const json_t *j, int c, size_t idx, char *err, size
         pkey = NULL;
     }
     if (!pkey && y)
-        set_err(err, errlen, "key %zu: x,y is not a valid %s point", idx, curves[c].crv);
+        clinic_errf(err, errlen, "key %zu: x,y is not a valid %s point", idx, curves[c].crv);
     EVP_PKEY_CTX_free(ctx);
     OSSL_PARAM_BLD_free(bld);
     free(pt);
@@ -201,11 +201,11 @@ static int parse_one(const json_t *j, size_t idx, clinic_jwk_t *k, char *err, si
     int c, ok;
 
     if (!json_is_object(j) || !json_is_string(kty)) {
-        set_err(err, errlen, "key %zu: not a JWK (no \"kty\")", idx);
+        clinic_errf(err, errlen, "key %zu: not a JWK (no \"kty\")", idx);
         return -1;
     }
     if (bad_string(use) || bad_string(kid) || bad_string(alg)) {
-        set_err(err, errlen, "key %zu: \"use\", \"kid\" and \"alg\" must be strings", idx);
+        clinic_errf(err, errlen, "key %zu: \"use\", \"kid\" and \"alg\" must be strings", idx);
         return -1;
     }
     if (use && strcmp(json_string_value(use), "sig"))
@@ -221,7 +221,7 @@ static int parse_one(const json_t *j, size_t idx, clinic_jwk_t *k, char *err, si
             pkey = rsa_from_jwk(j, idx, err, errlen);
         } else {
             if (!json_is_string(crv)) {
-                set_err(err, errlen, "key %zu: EC key without \"crv\"", idx);
+                clinic_errf(err, errlen, "key %zu: EC key without \"crv\"", idx);
                 return -1;
             }
             for (c = 0; c < 3 && strcmp(json_string_value(crv), curves[c].crv); c++)
@@ -237,7 +237,7 @@ static int parse_one(const json_t *j, size_t idx, clinic_jwk_t *k, char *err, si
         ok = to_pem(pkey, k);
         EVP_PKEY_free(pkey);
         if (!ok) {
-            set_err(err, errlen, "out of memory");
+            clinic_errf(err, errlen, "out of memory");
             return -1;
         }
     } else {
@@ -245,7 +245,7 @@ static int parse_one(const json_t *j, size_t idx, clinic_jwk_t *k, char *err, si
     }
     if ((kid && !(k->kid = strdup(json_string_value(kid))))
         || (alg && !(k->alg = strdup(json_string_value(alg))))) {
-        set_err(err, errlen, "out of memory");
+        clinic_errf(err, errlen, "out of memory");
         return -1;
     }
     return 1;
@@ -261,9 +261,9 @@ int clinic_jwks_parse(const char *json, size_t len, clinic_jwk_t **keys, size_t 
     int rc = -1;
 
     if (!json_is_array(arr))
-        set_err(err, errlen, root ? "JWKS has no \"keys\" array" : "JWKS is not valid JSON");
+        clinic_errf(err, errlen, root ? "JWKS has no \"keys\" array" : "JWKS is not valid JSON");
     else if (!(out = calloc(json_array_size(arr) + 1, sizeof(*out))))
-        set_err(err, errlen, "out of memory");
+        clinic_errf(err, errlen, "out of memory");
     else {
         for (i = 0, rc = 0; rc >= 0 && i < json_array_size(arr); i++) {
             rc = parse_one(json_array_get(arr, i), i, &out[count], err, errlen);
@@ -273,7 +273,7 @@ int clinic_jwks_parse(const char *json, size_t len, clinic_jwk_t **keys, size_t 
                 free_one(&out[count]);
         }
         if (rc >= 0 && !count) {
-            set_err(err, errlen, "JWKS has no usable signing key");
+            clinic_errf(err, errlen, "JWKS has no usable signing key");
             rc = -1;
         }
         if (rc < 0) {
@@ -335,24 +335,24 @@ int clinic_key_fits_alg(const unsigned char *key, size_t len, const char *alg,
     EVP_PKEY *pkey;
 
     if (i < 0) {
-        set_err(err, errlen, "unsupported algorithm \"%s\"", alg ? alg : "(null)");
+        clinic_errf(err, errlen, "unsupported algorithm \"%s\"", alg ? alg : "(null)");
         return 0;
     }
     if (i / 3 == 0) {
         if (!key || !len)
-            set_err(err, errlen, "%s needs a non-empty secret", alg);
+            clinic_errf(err, errlen, "%s needs a non-empty secret", alg);
         return key && len;
     }
     if (!key || !(pkey = clinic_pem_public_key(key, len))) {
-        set_err(err, errlen, "%s needs a PEM public key", alg);
+        clinic_errf(err, errlen, "%s needs a PEM public key", alg);
         ERR_clear_error();
         return 0;
     }
     if (i / 3 == 1) {
         if (!EVP_PKEY_is_a(pkey, "RSA"))
-            set_err(err, errlen, "%s needs an RSA key", alg);
+            clinic_errf(err, errlen, "%s needs an RSA key", alg);
         else if (EVP_PKEY_get_bits(pkey) < 2048)
-            set_err(err, errlen, "%s needs an RSA key of >= 2048 bits, not %d", alg,
+            clinic_errf(err, errlen, "%s needs an RSA key of >= 2048 bits, not %d", alg,
                     EVP_PKEY_get_bits(pkey));
         else
             fits = 1;
@@ -361,7 +361,7 @@ int clinic_key_fits_alg(const unsigned char *key, size_t len, const char *alg,
             || !EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
                                                sizeof(group), NULL)
             || strcmp(group, curves[i % 3].group))
-            set_err(err, errlen, "%s needs an EC key on %s", alg, curves[i % 3].crv);
+            clinic_errf(err, errlen, "%s needs an EC key on %s", alg, curves[i % 3].crv);
         else
             fits = 1;
     }

@@ -32,6 +32,10 @@ void clinic_jwks_free(clinic_jwk_t *keys, size_t n);
 int clinic_key_fits_alg(const unsigned char *key, size_t len, const char *alg,
                         char *err, size_t errlen);
 
+/* printf into err[0..errlen) when err is not NULL (the key parsers' error messages). */
+void clinic_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* The PEM "PUBLIC KEY" / "RSA PUBLIC KEY" in key[0..len) as an EVP_PKEY (caller frees), NULL
    for anything else (a private key included) or trailing bytes after the DER structure. */
 struct evp_pkey_st;

@@ -4,7 +4,6 @@
  * signature turned into DER first), HMAC compared with CRYPTO_memcmp for HS.
  */
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,17 +17,6 @@
 #include "keyset.h"
 
 static unsigned long next_id;   /* atomic */
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* "HS256".."ES512": family 0/1/2 and the digest; -1 for anything else. */
 static int alg_info(const char *alg, const EVP_MD **md, size_t *ec_len)
@@ -83,14 +71,14 @@ static clinic_keyset_t *new_set(const char *alg, size_t cap, char *err, size_t e
 
     if (!ks || !(ks->keys = calloc(cap ? cap : 1, sizeof *ks->keys))) {
         free(ks);
-        set_err(err, errlen, "out of memory");
+        clinic_errf(err, errlen, "out of memory");
         return NULL;
     }
     ks->family = alg_info(alg, &ks->md, &ks->ec_len);
     if (ks->family < 0) {
         free(ks->keys);
         free(ks);
-        set_err(err, errlen, "unsupported algorithm \"%s\"", alg ? alg : "(null)");
+        clinic_errf(err, errlen, "unsupported algorithm \"%s\"", alg ? alg : "(null)");
         return NULL;
     }
     /* An explicitly fetched digest: EVP_sha256() and friends make OpenSSL 3 look the
@@ -111,12 +99,12 @@ static int fill(clinic_keyset_t *ks, clinic_vkey_t *k, const unsigned char *key,
     if (ks->family == 0) {
         size_t min = clinic_hs_min_len(ks->alg);
         if (len < min) {
-            set_err(err, errlen, "%s needs a secret of at least %zu bytes, not %zu", ks->alg,
+            clinic_errf(err, errlen, "%s needs a secret of at least %zu bytes, not %zu", ks->alg,
                     min, len);
             return -1;
         }
         if (!(k->secret = malloc(len))) {
-            set_err(err, errlen, "out of memory");
+            clinic_errf(err, errlen, "out of memory");
             return -1;
         }
         memcpy(k->secret, key, len);
@@ -127,7 +115,7 @@ static int fill(clinic_keyset_t *ks, clinic_vkey_t *k, const unsigned char *key,
         return -1;
     if (!(k->pkey = clinic_pem_public_key(key, len))) {
         ERR_clear_error();
-        set_err(err, errlen, "%s: unusable public key", ks->alg);
+        clinic_errf(err, errlen, "%s: unusable public key", ks->alg);
         return -1;
     }
     return 0;
@@ -167,13 +155,13 @@ clinic_keyset_t *clinic_keyset_from_jwks(const clinic_jwk_t *jwks, size_t n, con
         if (j->kid && !(k->kid = strdup(j->kid))) {
             ks->n++;
             clinic_keyset_unref(ks);
-            set_err(err, errlen, "out of memory");
+            clinic_errf(err, errlen, "out of memory");
             return NULL;
         }
         ks->n++;
     }
     if (!ks->n) {
-        set_err(err, errlen, "no key of the set fits %s%s", alg,
+        clinic_errf(err, errlen, "no key of the set fits %s%s", alg,
                 ks->family == 0 ? " (or its secret is shorter than the hash)" : "");
         clinic_keyset_unref(ks);
         return NULL;
