@@ -35,6 +35,7 @@ static const char *const codes[] = {
     "MISSING_PATIENT_FIELDS", "INVALID_FIELD", "INVALID_IDEMPOTENCY_KEY", "UID_MISMATCH",
     "APPOINTMENT_NOT_FOUND", "NOT_APPOINTMENT_OWNER", "APPOINTMENT_ALREADY_LINKED",
     "IDEMPOTENCY_KEY_REUSED", "IDEMPOTENCY_KEY_IN_PROGRESS", "DATABASE_UNAVAILABLE",
+    "KEYS_UNAVAILABLE",
     "METHOD_NOT_ALLOWED", "INTERNAL_ERROR", "OTHER",
 };
 #define NCODES (sizeof codes / sizeof codes[0])
@@ -73,6 +74,7 @@ static const struct {
 } tok_reasons[] = {
     {"token too long", "too_long"}, {"not three segments", "malformed"},
     {"bad character", "malformed"}, {"bad header", "malformed"},
+    {"header has crit or b64 (unsupported extension)", "malformed"},
     {"claims are not one JSON object", "malformed"}, {"algorithm mismatch", "algorithm"},
     {"no key configured", "unknown_key"}, {"unknown kid", "unknown_key"},
     {"no kid and not exactly one key fits", "unknown_key"},

@@ -16,6 +16,7 @@
  *   the child processes' user, and read at child start-up.
  */
 #include "clinic.h"
+#include "metrics.h"
 #include "http_core.h"
 #include "unixd.h"
 #include "apr_file_io.h"
@@ -389,6 +390,7 @@ static void fetch(clinic_remote_t *r)
     body_t b = { 0 };
     clinic_keyset_t *ks = NULL;
     int changed = 0;
+    unsigned nkeys;
 
     if (r->oidc)
         url = discover(r, why, sizeof why);
@@ -418,8 +420,10 @@ static void fetch(clinic_remote_t *r)
         r->failing = 1;
     }
     r->seq++;
+    nkeys = r->current ? (unsigned)r->current->n : 0;
     pthread_cond_broadcast(&done);
     pthread_mutex_unlock(&lock);
+    clinic_metric_keyset_fetch(r->src, ks != NULL, nkeys);
     if (changed)
         keep_document(r, b.buf, b.len);
     free(b.buf);

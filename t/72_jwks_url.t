@@ -28,9 +28,9 @@ plan skip_all => "no mod_ssl in $moddir" unless -f "$moddir/mod_ssl.so";
 
 my $json = JSON::PP->new->canonical;
 my $dir = File::Temp::tempdir('clinic-jwks-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{CLINIC_TEST_KEEP});
-my $pport = Clinic::Httpd::free_port();
-my $cport = Clinic::Httpd::free_port();
-$cport = Clinic::Httpd::free_port() while $cport == $pport;
+my $P = Clinic::Httpd->new;   # the provider
+my $C = Clinic::Httpd->new;   # the clinic
+my ($pport, $cport, $pd, $cd) = ($P->port, $C->port, $P->dir, $C->dir);
 my $base = "https://localhost:$pport";
 my $issuer = "$base/realms/t";
 
@@ -78,8 +78,8 @@ $jwks{k2} = run_quiet($ENV{CLINIC_MKJWT}, 'jwks', '--kid', 'k2', '--alg', 'RS256
 $jwks{both} = run_quiet($ENV{CLINIC_MKJWT}, 'jwks', '--kid', 'k1', '--alg', 'RS256',
                         "$keys/rsa-public.pem", '--kid', 'k2', '--alg', 'RS256',
                         "$keys/rsa2-public.pem");
-my $docs = "$dir/p/htdocs";
-mkdir $_ for "$dir/p", $docs, map { "$docs/$_" } qw(u k ca o realms realms/t realms/t/.well-known);
+my $docs = "$pd/htdocs";
+mkdir $_ for $docs, map { "$docs/$_" } qw(u k ca o realms realms/t realms/t/.well-known);
 sub serve { my ($path, $text) = @_; write_file("$docs/$path", $text) }
 serve('u/jwks.json', $jwks{k1});
 serve('k/jwks.json', $jwks{k1});
@@ -89,14 +89,7 @@ serve('realms/t/.well-known/openid-configuration',
       $json->encode({ issuer => $issuer, jwks_uri => "$base/o/jwks.json" }));
 
 # ---- the provider ----
-write_file("$dir/p/httpd.conf", <<"CONF");
-ServerRoot "$dir/p"
-ServerName localhost
-Listen 127.0.0.1:$pport
-PidFile "$dir/p/httpd.pid"
-ErrorLog "$dir/p/error_log"
-LoadModule mpm_event_module "$moddir/mod_mpm_event.so"
-LoadModule authz_core_module "$moddir/mod_authz_core.so"
+$P->write_conf(<<"CONF");
 LoadModule mime_module "$moddir/mod_mime.so"
 LoadModule ssl_module "$moddir/mod_ssl.so"
 StartServers 1
@@ -105,7 +98,6 @@ ThreadsPerChild 8
 MaxRequestWorkers 8
 MinSpareThreads 1
 MaxSpareThreads 8
-Mutex file:$dir/p default
 SSLEngine on
 SSLCertificateFile "$dir/srv.pem"
 SSLCertificateKeyFile "$dir/srv.key"
@@ -113,14 +105,13 @@ DocumentRoot "$docs"
 TypesConfig /dev/null
 AddType application/json .json
 LogFormat "%r %>s" fetch
-CustomLog "$dir/p/access_log" fetch
+CustomLog "$pd/access_log" fetch
 <Directory "$docs">
     Require all granted
 </Directory>
 CONF
 
 # ---- the clinic: one child process ----
-mkdir "$dir/c";
 sub clinic_loc {
     my ($path, $src, @more) = @_;
     my $lines = join '', map { "    $_\n" } @more;
@@ -138,17 +129,8 @@ $lines</Location>
 $lines</Location>
 LOC
 }
-write_file("$dir/c/httpd.conf", <<"CONF" . join('',
-ServerRoot "$dir/c"
-ServerName localhost
-Listen 127.0.0.1:$cport
-PidFile "$dir/c/httpd.pid"
-ErrorLog "$dir/c/error_log"
+$C->write_conf(<<"CONF" . join('',
 LogLevel warn
-LoadModule mpm_event_module "$moddir/mod_mpm_event.so"
-LoadModule authz_core_module "$moddir/mod_authz_core.so"
-LoadModule dbd_module "$moddir/mod_dbd.so"
-LoadModule clinic_module "$module"
 StartServers 1
 ServerLimit 1
 ThreadsPerChild 16
@@ -159,7 +141,10 @@ DBDriver $ENV{CLINIC_DBD_DRIVER}
 DBDParams "$ENV{CLINIC_DBD_PARAMS}"
 DBDMin 0
 ClinicTLSCAFile "$dir/ca.pem"
-ClinicJWKSCacheDir "$dir/c/kept"
+ClinicJWKSCacheDir "$cd/kept"
+<Location "/clinic-metrics">
+    SetHandler clinic-metrics
+</Location>
 CONF
     clinic_loc('u', "ClinicJWKSURL $base/u/jwks.json", 'ClinicJWKSRefresh 1'),
     clinic_loc('o', "ClinicOIDCIssuer $issuer", 'ClinicJWKSRefresh 1'),
@@ -169,14 +154,10 @@ CONF
     clinic_loc('host', "ClinicJWKSURL https://127.0.0.1:$pport/u/jwks.json", 'ClinicJWKSRefresh 1'),
     clinic_loc('never', "ClinicJWKSURL $base/never/jwks.json", 'ClinicJWKSRefresh 1')));
 
-sub start {
-    my ($who, $port) = @_;
-    my $pid = eval { Clinic::Httpd::start($httpd, "$dir/$who/httpd.conf", $port) };
-    BAIL_OUT("$@\n" . slurp("$dir/$who/error_log")) unless $pid;
-    return $pid;
-}
-my $ppid = start('p', $pport);
-my $cpid = start('c', $cport);
+sub start { my ($h) = @_; eval { $h->start; 1 } or BAIL_OUT("$@") }
+start($P);
+start($C);
+my $cpid = $C->pid;
 
 # ---- helpers ----
 my $ua = LWP::UserAgent->new(timeout => 15);
@@ -204,8 +185,8 @@ sub wait_for {
     }
     return 0;
 }
-sub fetches { my ($path) = @_; my @l = grep { m{^GET \Q$path\E } } split /\n/, slurp("$dir/p/access_log"); scalar @l }
-sub errors { my ($re) = @_; my @l = grep { /$re/ } split /\n/, slurp("$dir/c/error_log"); scalar @l }
+sub fetches { my ($path) = @_; my @l = grep { m{^GET \Q$path\E } } split /\n/, slurp("$pd/access_log"); scalar @l }
+sub errors { my ($re) = @_; my @l = grep { /$re/ } split /\n/, slurp("$cd/error_log"); scalar @l }
 
 my %t = (k1 => tok('k1'), k2 => tok('k2'),
          ok1 => tok('k1', claims => { iss => $issuer }), ok2 => tok('k2', claims => { iss => $issuer }));
@@ -231,7 +212,7 @@ is(code('u/patients/add_and_link', $t{k1}), 401, 'rotation: removed key rejected
 ok(wait_for('rotation', 6, sub { code('o/patients/add_and_link', $t{ok2}) == 400 }),
    'rotation through discovery: the new key accepted');
 is(code('o/visits', $t{ok1}), 401, 'rotation through discovery: the removed key rejected');
-ok(kill(0, $cpid) && slurp("$dir/c/httpd.pid") =~ /^$cpid\b/, 'no restart: the same httpd');
+ok(kill(0, $cpid) && $C->pid == $cpid, 'no restart: the same httpd');
 
 # ---- an unknown kid: one immediate refetch, then at most one per 60 s ----
 ok(wait_for('k fetch', 5, sub { fetches('/k/jwks.json') >= 1 }), 'k: fetched at start-up');
@@ -264,12 +245,21 @@ for my $case (@trouble) {
     ok(wait_for($what, 8, sub { fetches('/u/jwks.json') >= $f + 3 }), "$what: fetched again");
     is(code('u/visits', $t{k2}), 400, "$what: the last good key still accepted");
     is(errors($ufail), $n + 1, "$what: one log line for the streak");
-    like((grep { /$ufail/ } split /\n/, slurp("$dir/c/error_log"))[-1] // '', $reason,
+    like((grep { /$ufail/ } split /\n/, slurp("$cd/error_log"))[-1] // '', $reason,
          "$what: the line says why");
     my $ok = errors(qr{keys of \Q$base\E/u/jwks\.json fetched again});
     serve('u/jwks.json', $jwks{k2});
     ok(wait_for('recovery', 6, sub { errors(qr{keys of \Q$base\E/u/jwks\.json fetched again}) > $ok }),
        "$what: recovery logged");
+}
+
+# ---- the fetches in the metrics (the metrics code's key-set series) ----
+{
+    my $m = $ua->get("http://127.0.0.1:$cport/clinic-metrics")->content;
+    my ($failures) = $m =~ /^clinic_jwks_fetch_failures_total\{url="\Q$base\E\/u\/jwks\.json"\} (\d+)$/m;
+    my ($nkeys) = $m =~ /^clinic_jwks_keys\{url="\Q$base\E\/u\/jwks\.json"\} (\d+)$/m;
+    ok(($failures // 0) >= 4, 'metrics: the failed fetches counted') or diag($m);
+    is($nkeys, 1, 'metrics: one key loaded');
 }
 
 # ---- TLS: wrong CA, wrong host name: refused, logged, no keys (503) ----
@@ -280,7 +270,7 @@ for my $case (['ca', "$base/ca/jwks.json", 'a certificate of another CA', qr/cer
     my $re = qr{fetching the keys of \Q$url\E .*failed};
     ok(wait_for($p, 6, sub { errors($re) >= 1 }), "$what: the failure is logged");
     is(code("$p/visits", $t{k2}), 503, "$what: refused, no keys: 503");
-    like((grep { /$re/ } split /\n/, slurp("$dir/c/error_log"))[0] // '', $reason,
+    like((grep { /$re/ } split /\n/, slurp("$cd/error_log"))[0] // '', $reason,
          "$what: the log says why");
     is(errors($re), 1, "$what: logged once although retried every second");
 }
@@ -297,26 +287,27 @@ is($r->content, '{"success":false,"error":"Token keys are not available yet","co
 is(code('never/visits', undef), 401, 'no keys, no token: still 401');
 
 # ---- provider stopped: known keys keep working ----
-Clinic::Httpd::stop($ppid);
 my $n = errors($ufail);
-ok(wait_for('down', 8, sub { errors($ufail) > $n }), 'provider down: logged');
+$P->stop;
+ok(wait_for('down', 8, sub { errors($ufail) > $n }), 'provider down: logged')
+    or diag(`tail -5 $cd/error_log; tail -3 $pd/error_log; tail -3 $pd/access_log`);
 Time::HiRes::sleep(2.5);
 is(code('u/visits', $t{k2}), 400, 'provider down: the known key still accepted');
 is(errors($ufail), $n + 1, 'provider down: one log line for the streak');
 
 # ---- Apache started while the provider is down: the kept document ----
-my @kept = glob("$dir/c/kept/jwks-*.json");
+my @kept = glob("$cd/kept/jwks-*.json");
 ok(scalar @kept >= 2, 'kept documents on disk');
-is(sprintf('%o', (stat "$dir/c/kept")[2] & 07777), '700', 'kept directory mode 0700');
+is(sprintf('%o', (stat "$cd/kept")[2] & 07777), '700', 'kept directory mode 0700');
 is(sprintf('%o', (stat $kept[0])[2] & 07777), '600', 'kept document mode 0600');
-Clinic::Httpd::stop($cpid);
-$cpid = start('c', $cport);
+$C->stop;
+start($C);
 is(code('u/visits', $t{k2}), 400, 'restarted with the provider down: kept keys accepted');
 is(code('u/visits', $t{k1}), 401, 'restarted: the kept set is the rotated one');
 is(code('o/visits', $t{ok2}), 400, 'restarted: discovery source served from its kept document');
 is(code('never/visits', $t{k2}), 503, 'restarted: no document and no provider: 503');
-Clinic::Httpd::stop($cpid);
+$C->stop;
 
-unlike(slurp("$dir/c/error_log"), qr/\Q$t{k2}\E|\Q$t{k1}\E/, 'no token in the error log');
+unlike(slurp("$cd/error_log"), qr/\Q$t{k2}\E|\Q$t{k1}\E/, 'no token in the error log');
 
 done_testing();
