@@ -13,8 +13,8 @@ use YAML::XS ();
 use File::Temp ();
 use lib 't/lib';
 use Clinic::Test;
-use Clinic::OpenAPI ();
 
+ok($INC{'Clinic/OpenAPI.pm'}, 'Clinic::Test loads the response check (t/lib/Clinic/OpenAPI.pm)');
 my $dir = Clinic::OpenAPI::dir();
 my $tmp = File::Temp::tempdir('clinic-openapi-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $json = JSON::PP->new->utf8->canonical;
