@@ -31,8 +31,15 @@ function examplesOf(content) {
 
 // { "/visits": { post: { "200": { headers: {lowercase: {required, validate}},
 //   content: { "application/json": validate } } } } }
-export function compileDocument(doc) {
+// eager: compile every schema now (to find broken ones); else each on first use.
+export function compileDocument(doc, { eager = false } = {}) {
   const ajv = new Ajv2020({ strict: false, allErrors: true });
+  const compile = (schema) => {
+    if (eager) return ajv.compile(schema);
+    let fn;
+    const v = (data) => { fn ??= ajv.compile(schema); const ok = fn(data); v.errors = fn.errors; return ok; };
+    return v;
+  };
   addFormats(ajv);
   ajv.addSchema({ $id: "doc", components: doc.components ?? {} });
   const fix = (s) => JSON.parse(JSON.stringify(s).replace(/"#\/components\//g, '"doc#/components/'));
@@ -50,17 +57,17 @@ export function compileDocument(doc) {
         for (const [name, h0] of Object.entries(r.headers ?? {})) {
           const h = deref(doc, h0);
           headers[name.toLowerCase()] = { name, required: !!h.required,
-            validate: ajv.compile(fix(h.schema ?? {})) };
+            validate: compile(fix(h.schema ?? {})) };
         }
         const content = {};
         for (const [type, media] of Object.entries(r.content ?? {}))
-          content[type] = ajv.compile(fix(media.schema ?? {}));
+          content[type] = compile(fix(media.schema ?? {}));
         rs[status] = { headers, content, examples: examplesOf(r.content) };
       }
       const body = deref(doc, op.requestBody);
       rs.request = { content: {}, examples: examplesOf(body?.content) };
       for (const [type, media] of Object.entries(body?.content ?? {}))
-        rs.request.content[type] = ajv.compile(fix(media.schema ?? {}));
+        rs.request.content[type] = compile(fix(media.schema ?? {}));
     }
   }
   return compiled;

@@ -18,7 +18,7 @@ if (!res.valid || validator.version !== "3.1") {
 }
 let compiled;
 try {
-  compiled = compileDocument(loadDocument(file));
+  compiled = compileDocument(loadDocument(file), { eager: true });
 } catch (e) {
   console.log(`${file}: a schema does not compile: ${e.message}`);
   process.exit(1);
