@@ -77,11 +77,11 @@ openapi/node_modules/.package-lock.json: openapi/package.json openapi/package-lo
 	cd openapi && npm ci --no-audit --no-fund --loglevel=error
 
 # The Debian package, built in a copy of the tree; lintian errors fail it.
-deb:
+deb: deps
 	./scripts/deb.sh
 
 # As root: the package installed, serving the seeds on the stock Apache, purged (~60 s).
-test-package:
+test-package: deps
 	./scripts/package-test.sh
 
 # libFuzzer targets (clang); FUZZ_SECONDS each, 30 in make test.

@@ -71,7 +71,7 @@ cleanup() {
     fi
     [ -e "/etc/apache2/sites-enabled/$site.conf" ] && a2dissite -q "$site" >/dev/null
     rm -f "$site_conf" "/var/lib/apache2/site/disabled_by_admin/$site"
-    not_installed || DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "$pkg" >/dev/null 2>&1
+    not_installed || DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq -o DPkg::Lock::Timeout=300 "$pkg" >/dev/null 2>&1
     # mod_dbd, enabled through clinic.load's "Depends: dbd", is left enabled by the
     # package (as Debian does for a module's dependencies); put it back as it was.
     if [ "$dbd_before" = no ] && [ -e /etc/apache2/mods-enabled/dbd.load ]; then
@@ -103,7 +103,7 @@ for d in $state_dirs; do [ -d "$d" ] && echo "$d"; done > "$work/dirs-before.txt
 # --- build and install ---
 ok "make deb: the package builds and lintian reports no errors" env CLINIC_DEB_OUT="$work" "$top/scripts/deb.sh"
 deb=$(ls "$work"/${pkg}_*.deb)
-ok "apt-get install ./$(basename "$deb")" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb"
+ok "apt-get install ./$(basename "$deb")" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 "$deb"
 ok "the module is enabled" test -L /etc/apache2/mods-enabled/clinic.load
 ok "configtest passes with the module enabled and nothing configured" configtest
 ok "the module file is installed" test -f /usr/lib/apache2/modules/mod_clinic.so
@@ -157,10 +157,10 @@ a2dissite -q "$site" >/dev/null
 rm -f "$site_conf" "/var/lib/apache2/site/disabled_by_admin/$site"   # a2dissite's marker: ours, not the package's
 
 # --- remove, purge: the machine as before ---
-ok "apt-get remove" env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq "$pkg"
+ok "apt-get remove" env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq -o DPkg::Lock::Timeout=300 "$pkg"
 ok "after remove: the module is disabled" absent /etc/apache2/mods-enabled/clinic.load /usr/lib/apache2/modules/mod_clinic.so
 ok "after remove: configtest passes" configtest
-ok "apt-get purge" env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "$pkg"
+ok "apt-get purge" env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq -o DPkg::Lock::Timeout=300 "$pkg"
 ok "after purge: the package is gone" not_installed
 ok "after purge: no module file, no conffiles, no tool, no schemas" \
     absent /usr/lib/apache2/modules/mod_clinic.so /etc/apache2/mods-available/clinic.load \
