@@ -8,6 +8,8 @@
 #   make farm     two nodes behind a balancer: races, idempotency, a killed node, graceful restarts
 #   make bench    wrk on both routes against pgbench's ceiling and the static floor (BENCHMARKS.md)
 #   make ASAN=1   the same with AddressSanitizer and UBSan
+#   make deb      libapache2-mod-clinic_<version>_<arch>.deb (debian/, dh-apache2, lintian)
+#   make test-package  build, install, serve, purge the .deb on the stock Apache (root)
 
 APXS    ?= apxs
 CC      ?= cc
@@ -30,7 +32,8 @@ UNIT_CFLAGS = -std=c99 -D_GNU_SOURCE $(WARN) -Werror -O1 -g -Isrc $(UNIT_SAN)
 UNIT_TESTS  = t/unit/test_datetime t/unit/test_jwk t/unit/test_validate t/unit/test_token \
               t/unit/test_objectid
 
-.PHONY: all deps run test test-unit test-apache fuzz farm bench install clean FORCE
+.PHONY: all deps run test test-unit test-apache fuzz farm bench install clean FORCE \
+        deb test-package openapi-deps
 
 # Rebuild everything when the sanitizer setting changes (same output names).
 .build-flags: FORCE
@@ -72,8 +75,21 @@ deps:
 test-unit: $(UNIT_TESTS)
 	./scripts/unit.sh $(UNIT_TESTS)
 
-test-apache: mod_clinic.so tools/mkjwt
+test-apache: mod_clinic.so tools/mkjwt openapi-deps
 	CLINIC_ASAN=$(filter 1,$(ASAN)) ./scripts/test.sh
+
+# The OpenAPI validators (npm, pinned by openapi/package-lock.json).
+openapi-deps: openapi/node_modules/.package-lock.json
+openapi/node_modules/.package-lock.json: openapi/package.json openapi/package-lock.json
+	cd openapi && npm ci --no-audit --no-fund --loglevel=error
+
+# The Debian package, built in a copy of the tree; lintian errors fail it.
+deb: deps
+	./scripts/deb.sh
+
+# As root: the package installed, serving the seeds on the stock Apache, purged (~60 s).
+test-package: deps
+	./scripts/package-test.sh
 
 # libFuzzer targets (clang); FUZZ_SECONDS each, 30 in make test.
 FUZZ_SECONDS ?= 120
@@ -94,6 +110,7 @@ bench: deps
 test: deps
 	$(MAKE) all
 	$(MAKE) test-unit
+	$(MAKE) test-package
 	$(MAKE) test-apache
 	$(MAKE) fuzz FUZZ_SECONDS=30
 	$(if $(filter 1,$(ASAN)),,$(MAKE) farm)
@@ -108,4 +125,5 @@ install: mod_clinic.so
 
 clean:
 	rm -rf .libs src/.libs *.la *.lo *.o *.slo src/*.lo src/*.o src/*.slo src/*.la \
-	    mod_clinic.so build.log .build-flags tools/mkjwt tools/verifybench $(UNIT_TESTS) t/fuzz/bin t/fuzz/crashes
+	    mod_clinic.so build.log .build-flags tools/mkjwt tools/verifybench $(UNIT_TESTS) t/fuzz/bin t/fuzz/crashes \
+	    libapache2-mod-clinic_*.deb

@@ -31,6 +31,8 @@ trap cleanup EXIT
 cp -r "$top/t" "$top/sql" "$work/"
 cp "$top/mod_clinic.so" "$top/tools/mkjwt" "$top/scripts/httpd-asan" "$work/"
 rm -rf "$work/t/unit" "$work/t/farm"   # t/farm: make farm runs those
+# The OpenAPI document and its checker (t/lib/Clinic/OpenAPI.pm); node_modules from `make openapi-deps`.
+cp -r "$top/openapi" "$work/"
 
 # Real keys, made fresh for every run.
 keys="$work/keys"
@@ -96,7 +98,7 @@ for db in $dbs; do
         CLINIC_DBD_PARAMS="$params" CLINIC_DBD_PARAMS_DOWN="$down" CLINIC_DB_DSN="$dsn" CLINIC_KEYS="$keys" \
         CLINIC_MKJWT="$work/mkjwt" CLINIC_MODULE="$work/mod_clinic.so" \
         CLINIC_MODDIR="$moddir" CLINIC_PGDATA="$pgdata" CLINIC_PGBIN="$pgbin" \
-        CLINIC_HTTPD="$httpd_cmd" CLINIC_RACE_ROUNDS="${CLINIC_RACE_ROUNDS:-}" "${san_env[@]}" \
+        CLINIC_HTTPD="$httpd_cmd" CLINIC_OPENAPI="$work/openapi" CLINIC_RACE_ROUNDS="${CLINIC_RACE_ROUNDS:-}" "${san_env[@]}" \
         perl t/TEST -httpd "$httpd_cmd" -apxs "$(command -v apxs)" -port select -verbose \
         ${CLINIC_TEST_FILES:-}) 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}

@@ -275,8 +275,22 @@ out:
     return rc;
 }
 
+#define HELP                                                                                 \
+    "Mint JSON Web Tokens and JWKS documents from real keys (for testing mod_clinic).\n\n"    \
+    USAGE                                                                                  \
+    "\n"                                                                                   \
+    "sign   prints a signed token. --key is a PEM private key (RS/ES) or the HS secret\n"     \
+    "       file; --claims is a JSON object; exp is now + --exp-in (default 3600) unless\n"   \
+    "       --no-exp; --iat-now adds iat.\n"                                                \
+    "jwks   prints a JWKS document holding the given PEM public keys.\n\n"                  \
+    "Exit status: 0 on success, 2 on a usage or key error.\n"
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        fputs(HELP, stdout);
+        return 0;
+    }
     if (argc >= 2 && !strcmp(argv[1], "sign"))
         return cmd_sign(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "jwks"))

@@ -14,6 +14,7 @@ use Apache::Test ();
 use Apache::TestRequest ();
 use Test::More ();
 use Clinic::Token ();
+use Clinic::OpenAPI ();   # every response is checked against openapi/clinic.yaml
 
 our @EXPORT = qw(token post_json jbody dbh db_kind ojson raw_request
                  count_rows new_hex24 keys_dir send_method);
@@ -130,6 +131,7 @@ sub raw_request {
     local $/;
     my $resp = <$sock> // '';
     close $sock;
+    Clinic::OpenAPI::record_raw($text, $resp);
     return $resp;
 }
 
