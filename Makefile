@@ -14,7 +14,8 @@ CC      ?= cc
 WARN     = -Wall -Wextra
 SRC      = src/add_and_link.c src/b64url.c src/cors.c src/datetime.c src/db.c src/idempotency.c src/jwk.c \
            src/metrics.c src/objectid.c src/request.c src/respond.c src/startup.c src/token.c \
-           src/validate.c src/visits.c
+           src/validate.c src/visits.c \
+           src/audit.c src/authz.c src/claims.c
 HDR      = $(wildcard src/*.h)
 LIBS     = -ljansson -ljwt -lcrypto -lpq
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -27,7 +28,8 @@ comma := ,
 
 UNIT_CFLAGS = -std=c99 -D_GNU_SOURCE $(WARN) -Werror -O1 -g -Isrc $(UNIT_SAN)
 UNIT_TESTS  = t/unit/test_datetime t/unit/test_jwk t/unit/test_validate t/unit/test_token \
-              t/unit/test_objectid
+              t/unit/test_objectid \
+              t/unit/test_claims
 
 .PHONY: all deps run test test-unit test-apache fuzz farm bench install clean FORCE
 
@@ -58,6 +60,8 @@ t/unit/test_token: .build-flags t/unit/test_token.c src/token.c src/jwk.c src/b6
 	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) $(LIBS) -lcmocka -lpthread
 t/unit/test_objectid: .build-flags t/unit/test_objectid.c src/objectid.c src/objectid.h
 	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -lcrypto -lcmocka -lpthread
+t/unit/test_claims: .build-flags t/unit/test_claims.c src/claims.c src/claims.h
+	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -ljansson -lcmocka
 
 deps:
 	./scripts/deps.sh
