@@ -219,7 +219,7 @@ static int check_user_id(request_rec *r)
         if (r->user)
             return OK;
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "clinic: the token has no usable ClinicUserClaim claim: no user");
+                      "clinic: the token has no usable user claim: no user");
         return HTTP_FORBIDDEN;
     case CLINIC_AUTHN_NONE:
     case CLINIC_AUTHN_BAD:
