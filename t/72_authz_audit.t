@@ -15,7 +15,7 @@ use Digest::SHA qw(sha256_hex);
 use POSIX qw(strftime);
 use Time::HiRes qw(sleep);
 use lib 't/lib';
-use Clinic::Test;
+use Clinic::Test qw(:DEFAULT common_headers);
 
 my $logs = Apache::Test::vars('t_logs');
 my $run  = new_hex24();
@@ -81,9 +81,7 @@ sub audit_is {
 
 sub common_json {
     my ($res, $what) = @_;
-    is($res->header('Content-Type'), 'application/json', "$what: Content-Type");
-    is($res->header('Cache-Control'), 'no-store', "$what: Cache-Control");
-    is($res->header('X-Content-Type-Options'), 'nosniff', "$what: nosniff");
+    common_headers($res, $what);
     is($res->header('X-Request-Id'), $res->{rid}, "$what: the request id is echoed")
         if defined $res->{rid};
 }
