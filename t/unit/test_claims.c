@@ -2,6 +2,7 @@
    `Require clinic-claim`, on claims parsed from JSON text as a verified token's would be. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -34,20 +35,6 @@ static int teardown(void **state)
     return 0;
 }
 
-/* has(name, v1, v2, ..., NULL) */
-static int has(const char *name, ...)
-{
-    const char *values[8];
-    size_t n = 0;
-    va_list ap;
-
-    va_start(ap, name);
-    while (n < 8 && (values[n] = va_arg(ap, const char *)))
-        n++;
-    va_end(ap);
-    return clinic_claim_has(claims, name, values, n);
-}
-
 static void test_get_exact_and_dotted(void **state)
 {
     (void)state;
@@ -78,57 +65,63 @@ static void test_scalar(void **state)
     assert_null(clinic_claim_scalar(NULL, buf));
 }
 
-static void test_string_claims_compare_whole(void **state)
-{
-    (void)state;
-    assert_true(has("sub", "nurse-7", NULL));
-    assert_false(has("sub", "nurse", NULL));
-    assert_true(has("role", "head nurse", NULL));
-    assert_false(has("role", "nurse", NULL));        /* only scope/scp are lists */
-    assert_false(has("role", "head", NULL));
-    assert_false(has("nul", "nurse", NULL));         /* an embedded NUL is not an end */
-    assert_false(has("empty", "x", NULL));
-    assert_false(has("sub", "NURSE-7", NULL));       /* case matters */
-}
+/* clinic_claim_has(claims, name, values) == want, one row a case. */
+static const struct {
+    const char *name;
+    const char *values[4];      /* NULL-terminated */
+    int want;
+} cases[] = {
+    /* strings compare whole; only scope and scp are lists */
+    {"sub", {"nurse-7"}, 1},
+    {"sub", {"nurse"}, 0},
+    {"sub", {"NURSE-7"}, 0},                       /* case matters */
+    {"role", {"head nurse"}, 1},
+    {"role", {"nurse"}, 0},
+    {"role", {"head"}, 0},
+    {"nul", {"nurse"}, 0},                         /* an embedded NUL is not an end */
+    {"empty", {"x"}, 0},
+    /* scope lists */
+    {"scope", {"visits:write"}, 1},
+    {"scope", {"patients:read"}, 1},
+    {"scope", {"visits"}, 0},
+    {"scope", {"visits:write patients:read"}, 0},
+    {"scope", {""}, 0},
+    {"scp", {"b"}, 1},
+    {"scope", {"x", "y", "patients:read"}, 1},
+    /* arrays and nesting */
+    {"roles", {"nurse"}, 1},
+    {"roles", {"7"}, 1},
+    {"roles", {"false"}, 1},
+    {"roles", {"doctor"}, 0},
+    {"listnul", {"nurse"}, 0},
+    {"realm_access.roles", {"admin", "doctor"}, 1},
+    {"realm_access.roles", {"nurse"}, 0},
+    {"realm_access.deep.unit", {"icu"}, 1},
+    {"https://hospital.example/roles", {"pharmacist"}, 1},
+    {"a.b", {"literal"}, 1},
+    {"a.b", {"nested"}, 0},
+    /* other types */
+    {"uid", {"42"}, 1},
+    {"admin", {"true"}, 1},
+    {"obj", {"{}"}, 0},
+    {"nil", {"null"}, 0},
+    {"real", {"1.5"}, 0},
+    {"missing", {"x"}, 0},
+    {"sub", {NULL}, 0},                            /* no values: nothing to match */
+};
 
-static void test_scope_lists(void **state)
+static void test_has(void **state)
 {
-    (void)state;
-    assert_true(has("scope", "visits:write", NULL));
-    assert_true(has("scope", "patients:read", NULL));
-    assert_false(has("scope", "visits", NULL));
-    assert_false(has("scope", "visits:write patients:read", NULL));
-    assert_false(has("scope", "", NULL));
-    assert_true(has("scp", "b", NULL));
-    assert_true(has("scope", "x", "y", "patients:read", NULL));
-}
+    size_t i, n;
 
-static void test_arrays_and_nesting(void **state)
-{
     (void)state;
-    assert_true(has("roles", "nurse", NULL));
-    assert_true(has("roles", "7", NULL));
-    assert_true(has("roles", "false", NULL));
-    assert_false(has("roles", "doctor", NULL));
-    assert_false(has("listnul", "nurse", NULL));
-    assert_true(has("realm_access.roles", "admin", "doctor", NULL));
-    assert_false(has("realm_access.roles", "nurse", NULL));
-    assert_true(has("realm_access.deep.unit", "icu", NULL));
-    assert_true(has("https://hospital.example/roles", "pharmacist", NULL));
-    assert_true(has("a.b", "literal", NULL));
-    assert_false(has("a.b", "nested", NULL));
-}
-
-static void test_other_types_never_match(void **state)
-{
-    (void)state;
-    assert_true(has("uid", "42", NULL));
-    assert_true(has("admin", "true", NULL));
-    assert_false(has("obj", "{}", NULL));
-    assert_false(has("nil", "null", NULL));
-    assert_false(has("real", "1.5", NULL));
-    assert_false(has("missing", "x", NULL));
-    assert_false(has("sub", NULL));                  /* no values: nothing to match */
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (n = 0; n < 4 && cases[i].values[n]; n++)
+            ;
+        if (clinic_claim_has(claims, cases[i].name, cases[i].values, n) != cases[i].want)
+            fail_msg("case %zu: claim %s, first value %s: expected %d", i, cases[i].name,
+                     n ? cases[i].values[0] : "(none)", cases[i].want);
+    }
 }
 
 int main(void)
@@ -136,10 +129,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_get_exact_and_dotted),
         cmocka_unit_test(test_scalar),
-        cmocka_unit_test(test_string_claims_compare_whole),
-        cmocka_unit_test(test_scope_lists),
-        cmocka_unit_test(test_arrays_and_nesting),
-        cmocka_unit_test(test_other_types_never_match),
+        cmocka_unit_test(test_has),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
