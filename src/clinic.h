@@ -101,8 +101,8 @@ typedef struct {
                                 * set by respond.c when an answer is sent */
 } clinic_req_t;
 
-/* What mod_clinic knows of one request across Apache's phases, kept in
- * r->request_config (authz.c). */
+/* What mod_clinic knows of one request across Apache's phases: the module's
+ * one r->request_config slot (authz.c); other files keep theirs in here. */
 enum { CLINIC_ROUTE_NONE, CLINIC_ROUTE_VISITS, CLINIC_ROUTE_LINK };
 enum {
     CLINIC_AUTHN_UNTRIED,      /* nobody asked yet */
@@ -116,6 +116,7 @@ typedef struct {
     int route;                 /* CLINIC_ROUTE_*: the Location's clinic handler */
     int authn;                 /* CLINIC_AUTHN_* */
     json_t *claims;            /* verified claims (the pool owns them) */
+    void *metrics;             /* metrics.c's per-request figures */
 } clinic_rstate_t;
 
 /* --- authz.c: authentication once per request, Require clinic-claim --- */
