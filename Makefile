@@ -17,7 +17,7 @@ WARN     = -Wall -Wextra
 SRC      = src/add_and_link.c src/b64url.c src/cors.c src/datetime.c src/db.c src/idempotency.c src/jwk.c \
            src/metrics.c src/objectid.c src/request.c src/respond.c src/startup.c src/token.c \
            src/validate.c src/visits.c \
-           src/keyset.c src/remote.c
+           src/keyset.c src/remote.c src/audit.c src/authz.c src/claims.c
 HDR      = $(wildcard src/*.h)
 LIBS     = -ljansson -lcrypto -lpq -lcurl
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -30,7 +30,8 @@ comma := ,
 
 UNIT_CFLAGS = -std=c99 -D_GNU_SOURCE $(WARN) -Werror -O1 -g -Isrc $(UNIT_SAN)
 UNIT_TESTS  = t/unit/test_datetime t/unit/test_jwk t/unit/test_validate t/unit/test_token \
-              t/unit/test_objectid
+              t/unit/test_objectid \
+              t/unit/test_claims
 
 .PHONY: all deps run test test-unit test-apache fuzz farm bench install clean FORCE \
         deb test-package openapi-deps
@@ -68,6 +69,8 @@ t/unit/test_token: .build-flags t/unit/test_token.c src/token.c src/keyset.c src
 	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -ljwt -ljansson -lcrypto -lcmocka -lpthread
 t/unit/test_objectid: .build-flags t/unit/test_objectid.c src/objectid.c src/objectid.h
 	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -lcrypto -lcmocka -lpthread
+t/unit/test_claims: .build-flags t/unit/test_claims.c src/claims.c src/claims.h
+	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -ljansson -lcmocka
 
 deps:
 	./scripts/deps.sh

@@ -56,6 +56,7 @@ void *clinic_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->jwks_refresh = MERGE_INT(jwks_refresh);
     c->tls_ca_file = MERGE_PTR(tls_ca_file);
     c->jwks_cache_dir = MERGE_PTR(jwks_cache_dir);
+    c->user_claim = MERGE_PTR(user_claim);
     return c;
 }
 
@@ -330,6 +331,9 @@ static const command_rec clinic_cmds[] = {
                   "seconds a browser may cache a preflight answer (default 600)"),
     AP_INIT_FLAG("ClinicMetrics", clinic_metrics_set, NULL, RSRC_CONF,
                  "On (default): count requests for clinic-metrics and mod_status"),
+    AP_INIT_TAKE1("ClinicUserClaim", set_str,
+                  (void *)APR_OFFSETOF(clinic_dir_conf, user_claim), DIRCONF,
+                  "claim that becomes Apache's user, r->user (default sub)"),
     {NULL}
 };
 
@@ -391,6 +395,8 @@ static void clinic_register_hooks(apr_pool_t *p)
     ap_hook_handler(clinic_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_header_parser(clinic_cors_early, NULL, NULL, APR_HOOK_MIDDLE);
     clinic_metrics_register_hooks(p);
+    clinic_authz_register(p);
+    clinic_audit_register(p);
 }
 
 AP_DECLARE_MODULE(clinic) = {

@@ -171,6 +171,7 @@ int clinic_link_handle(request_rec *r)
     if (in.failed)
         return clinic_fail(&c, HTTP_BAD_REQUEST, step_codes[in.failed], in.message);
 
+    clinic_audit_record(r, CLINIC_NOTE_APPOINTMENT, in.appointment_id);
     claim = CLINIC_UID_CLAIM(c.conf);
     if (c.claims && *claim && !clinic_claim_equals(c.claims, claim, uid))
         return clinic_fail(&c, HTTP_FORBIDDEN, "UID_MISMATCH",
@@ -210,6 +211,8 @@ int clinic_link_handle(request_rec *r)
         clinic_idem_release(db, &idem);
         return clinic_db_fail(&c, rc);
     }
+    if (w.outcome == LINKED || w.outcome == NOT_FOUND)
+        clinic_audit_record(r, CLINIC_NOTE_PATIENT, id);
     c.outcome = outcome_code[w.outcome];
     return clinic_send_text(&c, outcome_status[w.outcome], w.answers[w.outcome]);
 }

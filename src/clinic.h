@@ -32,6 +32,7 @@ extern module AP_MODULE_DECLARE_DATA clinic_module;
 #define CLINIC_DEFAULT_LEEWAY 60
 #define CLINIC_DEFAULT_MAX_BODY 65536
 #define CLINIC_DEFAULT_UID_CLAIM "sub"
+#define CLINIC_DEFAULT_USER_CLAIM "sub"
 #define CLINIC_DEFAULT_IDEM_TTL 86400
 #define CLINIC_DEFAULT_CORS_MAX_AGE 600
 #define CLINIC_RETRY_AFTER "5"
@@ -70,6 +71,7 @@ typedef struct {
     long jwks_refresh;                 /* ClinicJWKSRefresh, CLINIC_UNSET */
     const char *tls_ca_file;           /* ClinicTLSCAFile, NULL: the system's store */
     const char *jwks_cache_dir;        /* ClinicJWKSCacheDir, NULL: runtime dir */
+    const char *user_claim;            /* ClinicUserClaim, NULL unset */
 } clinic_dir_conf;
 
 /* Effective values with the defaults applied. */
@@ -83,6 +85,7 @@ typedef struct {
 #define CLINIC_DEFAULT_JWKS_REFRESH 3600
 #define CLINIC_JWKS_REFRESH(c) \
     ((c)->jwks_refresh == CLINIC_UNSET ? CLINIC_DEFAULT_JWKS_REFRESH : (c)->jwks_refresh)
+#define CLINIC_USER_CLAIM(c) ((c)->user_claim ? (c)->user_claim : CLINIC_DEFAULT_USER_CLAIM)
 
 void *clinic_create_dir_conf(apr_pool_t *p, char *dir);
 void *clinic_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
@@ -109,6 +112,57 @@ typedef struct {
                                 * set by respond.c when an answer is sent */
 } clinic_req_t;
 
+/* What mod_clinic knows of one request across Apache's phases: the module's
+ * one r->request_config slot (authz.c); other files keep theirs in here. */
+enum { CLINIC_ROUTE_NONE, CLINIC_ROUTE_VISITS, CLINIC_ROUTE_LINK };
+enum {
+    CLINIC_AUTHN_UNTRIED,      /* nobody asked yet */
+    CLINIC_AUTHN_OK,           /* the token verified: claims set */
+    CLINIC_AUTHN_NONE,         /* no bearer token */
+    CLINIC_AUTHN_BAD,          /* a token that does not verify */
+    CLINIC_AUTHN_OFF,          /* ClinicAuth off */
+    CLINIC_AUTHN_NOKEY,        /* no usable key: ClinicAuth jwt without algorithm
+                                * or key, or no fetcher for the Location (500) */
+    CLINIC_AUTHN_KEYS_WAIT     /* keys from a URL not fetched yet (503) */
+};
+typedef struct {
+    int route;                 /* CLINIC_ROUTE_*: the Location's clinic handler */
+    int authn;                 /* CLINIC_AUTHN_* */
+    json_t *claims;            /* verified claims (the pool owns them) */
+    const char *why;           /* CLINIC_AUTHN_NOKEY: what is missing, for the log */
+    void *metrics;             /* metrics.c's per-request figures */
+} clinic_rstate_t;
+
+/* --- authz.c: authentication once per request, Require clinic-claim --- */
+/* The request's state, made on first use. */
+clinic_rstate_t *clinic_rstate(request_rec *r);
+/* Verify the bearer token the first time any phase asks, remembering the
+ * answer (CLINIC_AUTHN_*); on success r->user is the ClinicUserClaim. */
+int clinic_authenticate(request_rec *r);
+/* The words of a 401 (bad_token: a token was given) or a 403 in a shape;
+ * *code gets the envelope's code. */
+const char *clinic_denial_text(clinic_shape_t shape, int status, int bad_token,
+                               const char **code);
+/* The words of the 503 given while a fetched key set has no keys yet. */
+const char *clinic_keys_unavailable_text(clinic_shape_t shape);
+/* WWW-Authenticate for a 401 into headers t. */
+void clinic_challenge(apr_table_t *t, int bad_token);
+void clinic_authz_register(apr_pool_t *p);
+
+/* --- audit.c: request id and the notes mod_log_config writes --- */
+#define CLINIC_NOTE_REQUEST_ID  "clinic-request-id"
+#define CLINIC_NOTE_ROUTE       "clinic-route"
+#define CLINIC_NOTE_CALLER      "clinic-caller"
+#define CLINIC_NOTE_OUTCOME     "clinic-outcome"
+#define CLINIC_NOTE_VISIT       "clinic-visit"
+#define CLINIC_NOTE_PATIENT     "clinic-patient"
+#define CLINIC_NOTE_APPOINTMENT "clinic-appointment"
+/* Record a touched record's id (copied) under one of the notes above. */
+void clinic_audit_record(request_rec *r, const char *note, const char *id);
+/* respond.c calls this for every answer it sends, outcome set. */
+void clinic_audit_answer(clinic_req_t *c, const char *text);
+void clinic_audit_register(apr_pool_t *p);
+
 /* --- respond.c: every answer goes through here --- */
 /* Send body (reference stolen) with status and the common headers. */
 int clinic_send_json(clinic_req_t *c, int status, json_t *body);
@@ -116,6 +170,9 @@ int clinic_send_json(clinic_req_t *c, int status, json_t *body);
 int clinic_send_text(clinic_req_t *c, int status, const char *text);
 /* Serialise into the pool (reference stolen); NULL on failure. */
 char *clinic_json_text(apr_pool_t *p, json_t *body);
+/* An error body in a shape: DRF {"detail": msg} ({"error": msg} for 500)
+ * or the envelope with code. A new reference. */
+json_t *clinic_error_json(clinic_shape_t shape, int status, const char *code, const char *msg);
 /* Error in the route's shape: DRF {"detail": msg} or the envelope with code. */
 int clinic_fail(clinic_req_t *c, int status, const char *code, const char *msg);
 /* 500 in the route's shape, logging why (never request data). */

@@ -189,26 +189,11 @@ int clinic_cors_begin(clinic_req_t *c)
     return clinic_send_text(c, HTTP_NO_CONTENT, "");
 }
 
-/* The handler SetHandler will give this request, as core sets it later. */
-static const char *set_handler(request_rec *r)
-{
-    core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
-    const char *err = NULL, *h;
-
-    if (!d->expr_handler)
-        return d->handler;
-    h = ap_expr_str_exec(r, d->expr_handler, &err);
-    return err ? NULL : h;
-}
-
 int clinic_cors_early(request_rec *r)
 {
-    const char *h;
-
     if (r->main || !cors_on(ap_get_module_config(r->per_dir_config, &clinic_module)))
         return DECLINED;
-    h = set_handler(r);
-    if (h && (!strcmp(h, CLINIC_HANDLER_VISITS) || !strcmp(h, CLINIC_HANDLER_LINK)))
+    if (clinic_rstate(r)->route != CLINIC_ROUTE_NONE)
         clinic_cors_headers(r, ap_get_module_config(r->per_dir_config, &clinic_module));
     return DECLINED;
 }

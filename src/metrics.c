@@ -265,7 +265,7 @@ typedef struct {
 
 static mreq_t *mreq(request_rec *r)
 {
-    return hdr && r ? ap_get_module_config(r->request_config, &clinic_module) : NULL;
+    return hdr && r ? clinic_rstate(r)->metrics : NULL;
 }
 
 static void unlisted(request_rec *r, const char *what, const char *value)
@@ -287,8 +287,7 @@ static void unlisted(request_rec *r, const char *what, const char *value)
 void clinic_metric_begin(request_rec *r)
 {
     if (hdr)
-        ap_set_module_config(r->request_config, &clinic_module,
-                             apr_pcalloc(r->pool, sizeof(mreq_t)));
+        clinic_rstate(r)->metrics = apr_pcalloc(r->pool, sizeof(mreq_t));
 }
 
 void clinic_metric_outcome(request_rec *r, const char *outcome)

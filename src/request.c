@@ -10,7 +10,6 @@
 #include "http_request.h"
 #include "util_filter.h"
 #include "validate.h"
-#include "metrics.h"
 
 static int check_method(clinic_req_t *c)
 {
@@ -27,83 +26,38 @@ static int check_method(clinic_req_t *c)
 
 static int auth_fail(clinic_req_t *c, int had_token)
 {
-    request_rec *r = c->r;
+    const char *code, *msg = clinic_denial_text(c->shape, HTTP_UNAUTHORIZED, had_token, &code);
 
-    apr_table_setn(r->headers_out, "WWW-Authenticate",
-                   had_token ? "Bearer realm=\"clinic\", error=\"invalid_token\""
-                             : "Bearer realm=\"clinic\"");
-    if (c->shape == CLINIC_SHAPE_ENVELOPE)
-        return clinic_fail(c, HTTP_UNAUTHORIZED,
-                           had_token ? "INVALID_TOKEN" : "AUTH_REQUIRED",
-                           had_token ? "Invalid or expired token" : "Missing bearer token");
-    return clinic_fail(c, HTTP_UNAUTHORIZED, NULL,
-                       had_token ? "Invalid or expired token."
-                                 : "Authentication credentials were not provided.");
+    clinic_challenge(c->r->headers_out, had_token);
+    return clinic_fail(c, HTTP_UNAUTHORIZED, code, msg);
 }
 
 /* A fetched key set that has no keys yet: the token is not known to be bad. */
 static int keys_unavailable(clinic_req_t *c)
 {
     return clinic_fail(c, HTTP_SERVICE_UNAVAILABLE, "KEYS_UNAVAILABLE",
-                       c->shape == CLINIC_SHAPE_ENVELOPE
-                           ? "Token keys are not available yet"
-                           : "Token keys are not available yet; try again later.");
+                       clinic_keys_unavailable_text(c->shape));
 }
 
+/* The token was verified once for this request, by whichever phase came
+ * first (authz.c); the handler reads that answer. */
 static int check_auth(clinic_req_t *c)
 {
-    request_rec *r = c->r;
-    const clinic_dir_conf *conf = c->conf;
-    clinic_token_policy_t pol;
-    clinic_remote_t *rem = NULL;
-    clinic_keyset_t *set;
-    const char *tok, *why = NULL;
-    char err[256];
-    size_t len;
-    long now = (long)apr_time_sec(r->request_time);
-    int rc;
-
-    if (!CLINIC_AUTH_ON(conf))
+    switch (clinic_authenticate(c->r)) {
+    case CLINIC_AUTHN_OFF:
         return CLINIC_GO;
-    if (!conf->alg || !conf->keys)
-        /* check_config refuses this; never serve unauthenticated anyway */
-        return clinic_fail_internal(c, "ClinicAuth jwt without algorithm or key");
-    if (!clinic_bearer_token(apr_table_get(r->headers_in, "Authorization"), &tok, &len)) {
-        clinic_metric_token("missing");
-        return auth_fail(c, 0);
+    case CLINIC_AUTHN_OK:
+        c->claims = clinic_rstate(c->r)->claims;
+        return CLINIC_GO;
+    case CLINIC_AUTHN_NOKEY:
+        return clinic_fail_internal(c, clinic_rstate(c->r)->why
+                                           ? clinic_rstate(c->r)->why
+                                           : "ClinicAuth jwt without algorithm or key");
+    case CLINIC_AUTHN_KEYS_WAIT:
+        return keys_unavailable(c);
+    default:
+        return auth_fail(c, clinic_rstate(c->r)->authn == CLINIC_AUTHN_BAD);
     }
-    if (conf->keys->url) {
-        if (!(rem = clinic_remote_lookup(conf)))
-            return clinic_fail_internal(c, "no key fetcher for this location "
-                                           "(ClinicJWKSURL / ClinicOIDCIssuer outside <Location>?)");
-        if (!(set = clinic_remote_acquire(rem)))
-            return keys_unavailable(c);
-    } else if (!(set = clinic_keysrc_set(conf->keys, conf->alg, err, sizeof err))) {
-        return clinic_fail_internal(c, "the configured key does not fit the algorithm");
-    }
-    pol.alg = conf->alg;
-    pol.keys = set;
-    /* With discovery, iss must be the issuer unless ClinicJWTIssuer says otherwise. */
-    pol.issuer = conf->issuer ? conf->issuer : conf->keys->oidc ? conf->keys->url : NULL;
-    pol.audience = conf->audience;
-    pol.leeway = CLINIC_LEEWAY(conf);
-    rc = clinic_token_verify_cached(&pol, tok, len, now, &c->claims, &why);
-    if (rc == CLINIC_TOKEN_UNKNOWN_KID && rem && clinic_remote_refetch(rem, set)) {
-        clinic_keyset_unref(set);
-        pol.keys = set = clinic_remote_acquire(rem);
-        rc = clinic_token_verify_cached(&pol, tok, len, now, &c->claims, &why);
-    }
-    if (rem)
-        clinic_keyset_unref(set);
-    if (rc != 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(10503)
-                      "clinic: token rejected: %s", why);
-        clinic_metric_token(why);
-        return auth_fail(c, 1);
-    }
-    clinic_metric_token(clinic_token_last_was_hit() ? "cache_hit" : "ok");
-    clinic_json_pool(r->pool, c->claims);
-    return CLINIC_GO;
 }
 
 /* application/json, optionally with charset=utf-8 (any case, quoted or not). */

@@ -64,6 +64,7 @@ int clinic_send_text(clinic_req_t *c, int status, const char *text)
     else if (!c->outcome)
         c->outcome = status == HTTP_OK ? "LINKED" : "OTHER";
     clinic_metric_outcome(r, c->outcome);
+    clinic_audit_answer(c, text);
     r->status = status;
     ap_set_content_type(r, "application/json");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
@@ -91,21 +92,22 @@ int clinic_send_json(clinic_req_t *c, int status, json_t *body)
     return clinic_send_text(c, status, text);
 }
 
+json_t *clinic_error_json(clinic_shape_t shape, int status, const char *code, const char *msg)
+{
+    if (shape == CLINIC_SHAPE_ENVELOPE)
+        return json_pack("{s:b, s:s, s:s}", "success", 0, "error", msg, "code", code);
+    if (status == HTTP_INTERNAL_SERVER_ERROR)
+        return json_pack("{s:s}", "error", msg);
+    return json_pack("{s:s}", "detail", msg);
+}
+
 int clinic_fail(clinic_req_t *c, int status, const char *code, const char *msg)
 {
-    json_t *body;
-
-    if (c->shape == CLINIC_SHAPE_ENVELOPE) {
-        body = json_pack("{s:b, s:s, s:s}", "success", 0, "error", msg, "code", code);
+    if (c->shape == CLINIC_SHAPE_ENVELOPE)
         c->outcome = code;
-    }
-    else if (status == HTTP_INTERNAL_SERVER_ERROR)
-        body = json_pack("{s:s}", "error", msg);
-    else
-        body = json_pack("{s:s}", "detail", msg);
     if (status == HTTP_SERVICE_UNAVAILABLE)
         apr_table_setn(c->r->headers_out, "Retry-After", CLINIC_RETRY_AFTER);
-    return clinic_send_json(c, status, body);
+    return clinic_send_json(c, status, clinic_error_json(c->shape, status, code, msg));
 }
 
 int clinic_fail_internal(clinic_req_t *c, const char *why)

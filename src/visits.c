@@ -106,6 +106,7 @@ typedef struct {
     const char *date;        /* the visit's date as answered */
     clinic_idem_t *idem;
     const char *answer;      /* the 200 body, serialised */
+    const char *visit_id;    /* the inserted row's id */
 } visit_work_t;
 
 static int find_patient(clinic_db_t *db, void *arg)
@@ -136,6 +137,7 @@ static int insert_visit(clinic_db_t *db, void *arg)
         return rc;
     if (clinic_db_row(db, res, &row) != 0 || !(id = clinic_db_col(db, row, 0)))
         return CLINIC_DB_ERROR;
+    w->visit_id = apr_pstrdup(db->r->pool, id);
     visit = json_object();
     json_object_set_new(visit, "id", json_integer(apr_atoi64(id)));
     json_object_set(visit, "patient", w->patient_json);
@@ -213,5 +215,7 @@ int clinic_visits_handle(request_rec *r)
         clinic_idem_release(db, &idem);
         return clinic_db_fail(&c, rc);
     }
+    clinic_audit_record(r, CLINIC_NOTE_VISIT, w.visit_id);
+    clinic_audit_record(r, CLINIC_NOTE_PATIENT, pk);
     return clinic_send_text(&c, HTTP_OK, w.answer);
 }

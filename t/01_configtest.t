@@ -435,4 +435,27 @@ conf_fails('ClinicTLSCAFile missing', <<"EOF", [qr/ClinicTLSCAFile/, qr/no-such-
 ClinicTLSCAFile "$dir/no-such-ca.pem"
 EOF
 
+for my $bad ('', 'role') {
+    conf_fails("Require clinic-claim '$bad'", <<"EOF", [qr/Require clinic-claim takes a claim name and one or more values/]);
+<Location /v>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    ClinicJWTKeyFile "$rsa_pub"
+    Require clinic-claim $bad
+</Location>
+EOF
+}
+conf_ok('Require clinic-claim with quoted values, in RequireAll', <<"EOF");
+<Location /v>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    ClinicJWTKeyFile "$rsa_pub"
+    ClinicUserClaim preferred_username
+    <RequireAll>
+        Require clinic-claim realm_access.roles nurse "head nurse"
+        Require clinic-claim scope visits:write
+    </RequireAll>
+</Location>
+EOF
+
 done_testing();

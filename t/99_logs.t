@@ -1,5 +1,6 @@
-# Runs last: the error log of the whole suite (LogLevel info) holds no token
-# the suite sent, no JWT at all, and no patient name it sent or read.
+# Runs last: the error log of the whole suite (LogLevel info) and its audit
+# log (the clinic_audit format) hold no token the suite sent, no JWT at all,
+# and no patient name it sent or read.
 use strict;
 use warnings FATAL => 'all';
 
@@ -11,14 +12,16 @@ use Clinic::Test;
 
 my $logs = Apache::Test::vars('t_logs');
 sub slurp { my $f = shift; open(my $fh, '<:raw', $f) or return ''; local $/; <$fh> }
-my $log = slurp("$logs/error_log");
-ok(length $log > 0, 'the error log has content');
+my $audit = slurp("$logs/clinic_audit.log");
+ok(length $audit > 0, 'the audit log has content');
+my $log = slurp("$logs/error_log") . $audit;
+ok(length $log > length $audit, 'the error log has content');
 
 my @tokens = grep { length } split /\n/, slurp("$logs/sent-tokens.txt");
 cmp_ok(scalar @tokens, '>', 0, scalar(@tokens) . ' tokens were sent by the suite');
 my @leaked = grep { index($log, (split /\./, $_)[-1] // $_) >= 0 || index($log, $_) >= 0 } @tokens;
-is(scalar @leaked, 0, 'no token (nor its signature) is in the error log');
-unlike($log, qr/eyJ[A-Za-z0-9_-]{8,}\.eyJ/, 'nothing shaped like a JWT is in the error log');
+is(scalar @leaked, 0, 'no token (nor its signature) is in the error or audit log');
+unlike($log, qr/eyJ[A-Za-z0-9_-]{8,}\.eyJ/, 'nothing shaped like a JWT is in the error or audit log');
 
 my %names;
 my $json = JSON::PP->new->utf8->relaxed;
@@ -34,6 +37,6 @@ $names{$_} = 1 for grep { length >= 4 }
     map { $_->[0] } @{ dbh()->selectall_arrayref('SELECT name FROM patients') };
 cmp_ok(scalar keys %names, '>', 5, scalar(keys %names) . ' patient names to look for');
 my @found = grep { index($log, $_) >= 0 } sort keys %names;
-is(scalar @found, 0, 'no patient name is in the error log') or diag("found: @found");
+is(scalar @found, 0, 'no patient name is in the error or audit log') or diag("found: @found");
 
 done_testing();
