@@ -239,7 +239,7 @@ denied('RequireAny: local ip, but the handler still needs a token', '/authz/loca
         my $raw = raw_request("POST /visits HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
                               . "Authorization: Bearer $t\r\nContent-Type: application/json\r\n"
                               . "X-Request-Id: $insane\r\nContent-Length: " . length($json)
-                              . "\r\n\r\n$json");
+                              . "\r\n\r\n$json", by_apache => $apache);
         my ($code) = $raw =~ m{^HTTP/1\.1 (\d+)};
         my ($echo) = $raw =~ /^X-Request-Id: ([^\r\n]*)\r$/mi;
         if ($apache) {
