@@ -187,6 +187,12 @@ static int classify(clinic_db_t *db, int rv, const char *what, int repeatable)
     if (!strcmp(st, "25006"))     /* the server no longer accepts writes */
         return read_only(db);
     if (!strcmp(st, "26000")) {   /* prepared statement does not exist: never ran */
+        if (db->retried)          /* gone again right after being prepared */
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r,
+                          "clinic: prepared statements vanish from this database session "
+                          "between transactions: the session is pooled per transaction "
+                          "(PgBouncer pool_mode = transaction or statement), which mod_clinic "
+                          "does not support; use pool_mode = session");
         db->repair = 1;
         return db->retried ? CLINIC_DB_DOWN : CLINIC_DB_RETRY;
     }
