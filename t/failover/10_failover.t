@@ -165,20 +165,27 @@ ok(wait_until(30, sub { ($sdb->selectrow_array(
 # the old primary first (it is now a standby, skipped) and reach the primary.
 $sdb->do(q(SELECT pg_terminate_backend(pid) FROM pg_stat_activity
            WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()));
-my @after;
 my $vt = $k->token({ sub => 'fo-desk-demote' });
 my $lt = $k->token({ sub => $doctors[0], userId => $doctors[0] });
-for my $n (0 .. 9) {
-    my $key = "demote-$n-$run";
-    my ($path, $tok, $body) = $n % 2
-        ? ("/patients/add_and_link?uid=$doctors[0]", $lt,
-           sprintf('{"appointment_id": "%s", "firstName": "%s", "lastName": "Demoted"}',
-                   appt_id(0, $per - 1 - $n), $key))
-        : ('/visits', $vt, qq({"patient": 1750, "status": "fo $key"}));
-    my ($res, @seen) = post_retry($h->url($path), $tok, $body, $key);
-    push @after, { path => $path, key => $key, status => $res->{status}, answer => $res->{content},
-                   seen => \@seen };
+# Ten keyed requests, alternating the routes, each retried until answered;
+# links take appointments counted down from $first_appt.
+sub ten_keyed {
+    my ($tag, $first_appt) = @_;
+    my @out;
+    for my $n (0 .. 9) {
+        my $key = "$tag-$n-$run";
+        my ($path, $tok, $body) = $n % 2
+            ? ("/patients/add_and_link?uid=$doctors[0]", $lt,
+               sprintf('{"appointment_id": "%s", "firstName": "%s", "lastName": "%s"}',
+                       appt_id(0, $first_appt - $n), $key, $tag))
+            : ('/visits', $vt, qq({"patient": 1750, "status": "fo $key"}));
+        my ($res, @seen) = post_retry($h->url($path), $tok, $body, $key, give_up => 15);
+        push @out, { path => $path, key => $key, status => $res->{status},
+                     answer => $res->{content}, seen => \@seen };
+    }
+    return @out;
 }
+my @after = ten_keyed('demote', $per - 1);
 is(join(' ', grep { !/^(200|503)$/ } map { @{ $_->{seen} } } @after), '',
    'after the demotion: only 200 and 503 with Retry-After');
 check_answers_in_db($sdb, \@after, 'after the demotion');
@@ -189,18 +196,7 @@ check_answers_in_db($sdb, \@after, 'after the demotion');
 $sdb->do('ALTER SYSTEM SET default_transaction_read_only = on');
 $sdb->do('SELECT pg_reload_conf()');
 $p2->promote;
-my @ro;
-for my $n (0 .. 9) {
-    my $key = "ro-$n-$run";
-    my ($path, $tok, $body) = $n % 2
-        ? ("/patients/add_and_link?uid=$doctors[0]", $lt,
-           sprintf('{"appointment_id": "%s", "firstName": "%s", "lastName": "ReadOnly"}',
-                   appt_id(0, $per - 20 - $n), $key))
-        : ('/visits', $vt, qq({"patient": 1750, "status": "fo $key"}));
-    my ($res, @seen) = post_retry($h->url($path), $tok, $body, $key, give_up => 15);
-    push @ro, { path => $path, key => $key, status => $res->{status}, answer => $res->{content},
-                seen => \@seen };
-}
+my @ro = ten_keyed('readonly', $per - 20);
 my @ro_seen = map { @{ $_->{seen} } } @ro;
 diag('read-only switchover answers: ' . join(' ', @ro_seen));
 is(join(' ', grep { !/^(200|503)$/ } @ro_seen), '', 'read-only server: only 200 and 503 with Retry-After');
