@@ -17,7 +17,7 @@ use Test::More;
 use JSON::PP ();
 use Time::HiRes qw(sleep time);
 use lib 't/lib';
-use Clinic::Procs qw(wait_until);
+use Clinic::Procs qw(wait_until on_exit stop_pid);
 use Clinic::PgCluster;
 use Clinic::Load;
 use Clinic::Failover qw(work schema_files keys_once node post_retry hex24 appt_id check_answers_in_db);
@@ -96,6 +96,7 @@ if (!$pin_pid) {
                                   seen => \@seen, key => $pin_key, body => $pin_body,
                                   path => '/patients/add_and_link?uid=fo-pin' });
     close $pin_wr;
+on_exit(sub { stop_pid($pin_pid, 'KILL', 1) });
     POSIX::_exit(0);
 }
 close $pin_wr;

@@ -105,9 +105,14 @@ sub kill9 {
     my $pid = $self->pid or return;
     my @kids = grep { my $st = _ppid($_); defined $st && $st == $pid } _all_pids();
     kill('KILL', $pid, @kids);
-    wait_until(10, sub { !grep { alive($_) } $pid, @kids });
+    wait_until(10, sub { !grep { alive($_) && _state($_) ne 'Z' } $pid, @kids }, 0.02);
 }
 sub _all_pids { opendir(my $d, '/proc') or return; return grep { /^\d+$/ } readdir $d }
+sub _state {   # Z: a zombie, dead but not yet reaped by init
+    open(my $fh, '<', "/proc/$_[0]/stat") or return 'gone';
+    my $st = <$fh> // return 'gone';
+    return (split ' ', substr($st, rindex($st, ')') + 2))[0];
+}
 sub _ppid {
     open(my $fh, '<', "/proc/$_[0]/stat") or return;
     my $st = <$fh> // return;
