@@ -140,6 +140,23 @@ static const char *log_db_error(clinic_db_t *db, int rv, const char *what)
 
 static int repair(clinic_db_t *db);
 
+/* Statements that do not exist, and then already exist when prepared again
+ * (or are gone again right after): the session's transactions run on
+ * different server sessions. Said once per process. */
+static void pooled_per_transaction(clinic_db_t *db)
+{
+    static int said;
+
+    if (said)
+        return;
+    said = 1;
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r,
+                  "clinic: prepared statements vanish from this database session between "
+                  "transactions: the session is pooled per transaction (PgBouncer pool_mode = "
+                  "transaction or statement), which mod_clinic does not support; use "
+                  "pool_mode = session");
+}
+
 /* SQLSTATE 25006: this session is on a server that no longer takes writes
  * (a standby, a demoted old primary, default_transaction_read_only). Answer
  * 503 and open the session again: libpq walks DBDParams' host list anew and
@@ -184,15 +201,14 @@ static int classify(clinic_db_t *db, int rv, const char *what, int repeatable)
         return repeatable && !db->retried ? CLINIC_DB_RETRY : CLINIC_DB_DOWN;
     }
     sqlstate(msg, st);
-    if (!strcmp(st, "25006"))     /* the server no longer accepts writes */
+    if (!strcmp(st, "25006")) {   /* the server no longer accepts writes */
+        clinic_metric_db_error(CLINIC_DBERR_UNAVAILABLE);
         return read_only(db);
+    }
     if (!strcmp(st, "26000")) {   /* prepared statement does not exist: never ran */
         if (db->retried)          /* gone again right after being prepared */
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r,
-                          "clinic: prepared statements vanish from this database session "
-                          "between transactions: the session is pooled per transaction "
-                          "(PgBouncer pool_mode = transaction or statement), which mod_clinic "
-                          "does not support; use pool_mode = session");
+            pooled_per_transaction(db);
+        db->missing = what;
         db->repair = 1;
         return db->retried ? CLINIC_DB_DOWN : CLINIC_DB_RETRY;
     }
@@ -217,6 +233,8 @@ static int repair(clinic_db_t *db)
             continue;
         }
         sqlstate(apr_dbd_error(db->dbd->driver, db->dbd->handle, rv), st);
+        if (!strcmp(st, "42P05") && db->missing)   /* after 26000 a session has none */
+            pooled_per_transaction(db);
         if (strcmp(st, "42P05") != 0) {   /* "already exists" is fine */
             log_db_error(db, rv, "re-preparing statements");
             return CLINIC_DB_DOWN;
@@ -249,8 +267,11 @@ int clinic_db_acquire(request_rec *r, clinic_db_t **dbp)
     db->r = r;
     db->dbd = dbd_acquire ? dbd_acquire(r) : NULL;
     if (!db->dbd) {
+        static int hinted;   /* once per process */
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(10512)
-                      "clinic: no database connection from mod_dbd");
+                      "clinic: no database connection from mod_dbd%s", hinted++ ? "" :
+                      " (mod_dbd says why; \"prepared statement ... already exists\" there means "
+                      "the sessions are pooled per transaction: use PgBouncer pool_mode = session)");
         clinic_metric_db_error(CLINIC_DBERR_UNAVAILABLE);
         return CLINIC_DB_DOWN;
     }

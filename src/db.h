@@ -35,6 +35,7 @@ typedef struct {
     int in_txn;        /* inside our BEGIN */
     int retried;       /* a unit of work was already run again once */
     int repair;        /* the session lost its prepared statements */
+    const char *missing;  /* the statement the server said does not exist */
 } clinic_db_t;
 
 /* The handle lives in r->pool (a cleanup refers to it). */
