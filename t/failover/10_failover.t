@@ -40,16 +40,19 @@ ok(wait_until(30, sub { ($pdb->selectrow_array(
         "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'"))[0] == 1 }),
    'the standby streams synchronously');
 
-my $per = 600;   # appointments per link client
+# Free appointments: plenty per link client (a fast run makes ~2000 links
+# per client in 11 s), series 8 for the later rounds, series 9 the pinned one.
+my $per = 8000;
 my @doctors = map { "fo-doc-$_" } 0 .. 3;
-$pdb->begin_work;
-for my $i (0 .. $#doctors) {
-    $pdb->do('INSERT INTO appointments (id, doctor_id) VALUES (?, ?)', undef, appt_id($i, $_),
-             $doctors[$i]) for 0 .. $per - 1;
-}
+my $appts = q(INSERT INTO appointments (id, doctor_id)
+              SELECT to_hex(4026531840 + ?::int) || lpad(to_hex(n), 16, '0'), ?
+              FROM generate_series(0, ? - 1) n);   # = appt_id(series, n)
+$pdb->do($appts, undef, $_, $doctors[$_], $per) for 0 .. $#doctors;
+$pdb->do($appts, undef, 8, $doctors[0], 40);
 my $pin_appt = appt_id(9, 0);
-$pdb->do('INSERT INTO appointments (id, doctor_id) VALUES (?, ?)', undef, $pin_appt, 'fo-pin');
-$pdb->commit;
+$pdb->do($appts, undef, 9, 'fo-pin', 1);
+is(($pdb->selectrow_array('SELECT count(*) FROM appointments WHERE id = ?', undef, appt_id(3, $per - 1)))[0],
+   1, 'appointments made with the ids the clients use');
 
 my $params = 'host=' . $p->host . ',' . $s->host . ' port=' . $p->port . ',' . $s->port
            . " dbname=clinic user=$user target_session_attrs=read-write connect_timeout=2"
@@ -169,7 +172,7 @@ $sdb->do(q(SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 my $vt = $k->token({ sub => 'fo-desk-demote' });
 my $lt = $k->token({ sub => $doctors[0], userId => $doctors[0] });
 # Ten keyed requests, alternating the routes, each retried until answered;
-# links take appointments counted down from $first_appt.
+# links take appointments of series 8 from $first_appt on.
 sub ten_keyed {
     my ($tag, $first_appt) = @_;
     my @out;
@@ -178,7 +181,7 @@ sub ten_keyed {
         my ($path, $tok, $body) = $n % 2
             ? ("/patients/add_and_link?uid=$doctors[0]", $lt,
                sprintf('{"appointment_id": "%s", "firstName": "%s", "lastName": "%s"}',
-                       appt_id(0, $first_appt - $n), $key, $tag))
+                       appt_id(8, $first_appt + $n), $key, $tag))
             : ('/visits', $vt, qq({"patient": 1750, "status": "fo $key"}));
         my ($res, @seen) = post_retry($h->url($path), $tok, $body, $key, give_up => 15);
         push @out, { path => $path, key => $key, status => $res->{status},
@@ -186,7 +189,7 @@ sub ten_keyed {
     }
     return @out;
 }
-my @after = ten_keyed('demote', $per - 1);
+my @after = ten_keyed('demote', 0);
 is(join(' ', grep { !/^(200|503)$/ } map { @{ $_->{seen} } } @after), '',
    'after the demotion: only 200 and 503 with Retry-After');
 check_answers_in_db($sdb, \@after, 'after the demotion');
@@ -197,7 +200,7 @@ check_answers_in_db($sdb, \@after, 'after the demotion');
 $sdb->do('ALTER SYSTEM SET default_transaction_read_only = on');
 $sdb->do('SELECT pg_reload_conf()');
 $p2->promote;
-my @ro = ten_keyed('readonly', $per - 20);
+my @ro = ten_keyed('readonly', 20);
 my @ro_seen = map { @{ $_->{seen} } } @ro;
 diag('read-only switchover answers: ' . join(' ', @ro_seen));
 is(join(' ', grep { !/^(200|503)$/ } @ro_seen), '', 'read-only server: only 200 and 503 with Retry-After');
