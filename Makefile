@@ -85,7 +85,7 @@ fuzz:
 farm: mod_clinic.so tools/mkjwt
 	./scripts/farm-test.sh
 
-# A primary and a synchronous standby, SIGKILL and promote under load; PgBouncer (~75 s).
+# A primary and a synchronous standby, SIGKILL and promote under load; PgBouncer (~80 s).
 failover: mod_clinic.so tools/mkjwt
 	./scripts/failover-test.sh
 
