@@ -10,7 +10,7 @@ use Test::More;
 use lib 't/lib';
 use Clinic::Procs qw(wait_until);
 use Clinic::PgCluster;
-use Clinic::Farm qw(work schema_files keys_once node);
+use Clinic::Failover qw(work schema_files keys_once node);
 
 my $secs = $ENV{CLINIC_FAILOVER_WRK} or plan skip_all => 'set CLINIC_FAILOVER_WRK=SECONDS to measure';
 my $d = work() . '/synccost';

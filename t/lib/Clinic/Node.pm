@@ -3,7 +3,7 @@ package Clinic::Node;
 # its placeholders filled, on a loopback port chosen at run time; stopped by
 # the PID in its pid file when the test ends.
 #
-#   my $h = Clinic::Httpd->new(run => "$work/run", node => 'a', top => $work,
+#   my $h = Clinic::Node->new(run => "$work/run", node => 'a', top => $work,
 #                              keydir => $keys, dbparams => 'host=... dbname=clinic');
 #   $h->start;  $h->port;  $h->error_log;
 use strict;
