@@ -6,7 +6,7 @@ use strict;
 use warnings;
 
 use Exporter 'import';
-use IO::Socket::INET ();
+use Clinic::Httpd ();
 use POSIX ();
 use Time::HiRes qw(sleep time);
 
@@ -24,14 +24,8 @@ END {
 }
 $SIG{INT} = $SIG{TERM} = sub { exit 130 };
 
-# A free TCP port on 127.0.0.1, chosen by the kernel.
-sub free_port {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1,
-                                  ReuseAddr => 1) or die "no free port: $!";
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
+# A free TCP port on 127.0.0.1, chosen by the kernel: Clinic::Httpd's.
+sub free_port { Clinic::Httpd::free_port() }
 
 sub alive { my ($pid) = @_; return $pid && kill(0, $pid) }
 
