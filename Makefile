@@ -6,6 +6,7 @@
 #   make install  install the module and conf/clinic.{load,conf} for a2enmod
 #   make fuzz     run the libFuzzer targets (FUZZ_SECONDS each, default 120)
 #   make farm     two nodes behind a balancer: races, idempotency, a killed node, graceful restarts
+#   make failover PostgreSQL primary + synchronous standby failover, PgBouncer (t/failover/*.t)
 #   make bench    wrk on both routes against pgbench's ceiling and the static floor (BENCHMARKS.md)
 #   make ASAN=1   the same with AddressSanitizer and UBSan
 #   make deb      libapache2-mod-clinic_<version>_<arch>.deb (debian/, dh-apache2, lintian)
@@ -33,7 +34,7 @@ UNIT_TESTS  = t/unit/test_datetime t/unit/test_jwk t/unit/test_validate t/unit/t
               t/unit/test_objectid \
               t/unit/test_claims
 
-.PHONY: all deps run test test-unit test-apache fuzz farm bench install clean FORCE \
+.PHONY: all deps run test test-unit test-apache fuzz farm failover bench install clean FORCE \
         deb test-package openapi-deps
 
 # Rebuild everything when the sanitizer setting changes (same output names).
@@ -103,13 +104,17 @@ fuzz:
 farm: mod_clinic.so tools/mkjwt
 	./scripts/farm-test.sh
 
+# A primary and a synchronous standby, SIGKILL and promote under load; PgBouncer (~80 s).
+failover: mod_clinic.so tools/mkjwt
+	./scripts/failover-test.sh
+
 # bench/cases.pl measured by bench/bench.pl into bench-results.json, rendered by
 # bench/report.pl (BENCHMARKS.md). Measures; asserts nothing.
 bench: deps
 	$(MAKE) mod_clinic.so tools/mkjwt
 	./scripts/bench.sh
 
-# The farm does not preload the ASan runtime: it is skipped with ASAN=1.
+# The farm and failover tests do not preload the ASan runtime: skipped with ASAN=1.
 test: deps
 	$(MAKE) all
 	$(MAKE) test-unit
@@ -117,6 +122,7 @@ test: deps
 	$(MAKE) test-apache
 	$(MAKE) fuzz FUZZ_SECONDS=30
 	$(if $(filter 1,$(ASAN)),,$(MAKE) farm)
+	$(if $(filter 1,$(ASAN)),,$(MAKE) failover)
 
 run: deps
 	$(MAKE) mod_clinic.so tools/mkjwt

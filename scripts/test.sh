@@ -30,7 +30,7 @@ trap cleanup EXIT
 
 cp -r "$top/t" "$top/sql" "$top/conf" "$work/"
 cp "$top/mod_clinic.so" "$top/tools/mkjwt" "$top/scripts/httpd-asan" "$work/"
-rm -rf "$work/t/unit" "$work/t/farm"   # t/farm: make farm runs those
+rm -rf "$work/t/unit" "$work/t/farm" "$work/t/failover"   # make farm, make failover run those
 # The OpenAPI document and its checker (t/lib/Clinic/OpenAPI.pm); node_modules from `make openapi-deps`.
 cp -r "$top/openapi" "$work/"
 

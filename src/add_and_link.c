@@ -92,9 +92,10 @@ static const char *const outcome_code[] = {
 
 /* Insert the patient; link it only where the appointment exists, is the
  * doctor's and is free; read the appointment only when nothing was linked.
- * Case 8 commits the patient, cases 9 and 10 roll it back. The answer is
- * stored under an Idempotency-Key in the same transaction when it commits,
- * and on its own after a rollback (nothing else was written then). */
+ * Case 8 commits the patient, cases 9 and 10 roll it back. Under an
+ * Idempotency-Key the claim is the transaction's first statement and the
+ * answer is stored in it; cases 9 and 10 then roll back to a savepoint
+ * taken after the claim, so that only the key and its answer commit. */
 static int link_txn(clinic_db_t *db, void *arg)
 {
     link_work_t *w = arg;
@@ -105,6 +106,11 @@ static int link_txn(clinic_db_t *db, void *arg)
     int rc, nrows;
 
     if ((rc = clinic_db_begin(db)) != CLINIC_DB_OK ||
+        (rc = clinic_idem_claim(db, w->idem)) != CLINIC_DB_OK)
+        return rc;
+    if (w->idem->verdict != CLINIC_KEY_NEW)
+        return clinic_db_end(db, 1);
+    if ((w->idem->active && (rc = clinic_db_savepoint(db, 0)) != CLINIC_DB_OK) ||
         (rc = clinic_db_exec(db, CLINIC_SQL_PP_INSERT, w->patient, &nrows)) != CLINIC_DB_OK ||
         (rc = clinic_db_exec(db, CLINIC_SQL_APPT_LINK, args, &nrows)) != CLINIC_DB_OK)
         return rc;
@@ -119,10 +125,10 @@ static int link_txn(clinic_db_t *db, void *arg)
         } else {
             owner = clinic_db_col(db, row, 0);
             w->outcome = (!owner || strcmp(owner, w->uid) != 0) ? NOT_OWNER : ALREADY_LINKED;
-            if ((rc = clinic_db_end(db, 1)) != CLINIC_DB_OK)
+            if (!w->idem->active)
+                return clinic_db_end(db, 1);
+            if ((rc = clinic_db_savepoint(db, 1)) != CLINIC_DB_OK)
                 return rc;
-            return clinic_idem_finish(db, w->idem, outcome_status[w->outcome],
-                                      w->answers[w->outcome]);
         }
     }
     if ((rc = clinic_idem_finish(db, w->idem, outcome_status[w->outcome],
@@ -205,12 +211,10 @@ int clinic_link_handle(request_rec *r)
 
     if ((rc = clinic_db_acquire(r, &db)) != CLINIC_DB_OK)
         return clinic_db_fail(&c, rc);
-    if ((rc = clinic_idem_claim(&c, db, &idem)) != CLINIC_GO)
-        return rc;
-    if ((rc = clinic_db_run(db, link_txn, &w)) != CLINIC_DB_OK) {
-        clinic_idem_release(db, &idem);
+    if ((rc = clinic_db_run(db, link_txn, &w)) != CLINIC_DB_OK)
         return clinic_db_fail(&c, rc);
-    }
+    if (idem.verdict != CLINIC_KEY_NEW)
+        return clinic_idem_answer(&c, &idem);
     if (w.outcome == LINKED || w.outcome == NOT_FOUND)
         clinic_audit_record(r, CLINIC_NOTE_PATIENT, id);
     c.outcome = outcome_code[w.outcome];

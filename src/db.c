@@ -32,8 +32,7 @@ static const struct {
     const char *sql;
     int nargs;
     int writes;        /* running it twice could write twice (the Idempotency-Key
-                        * claim, takeover and release may run twice: at worst the
-                        * request then sees its own claim and answers 409) */
+                        * statements only run inside a transaction) */
 } stmts[CLINIC_SQL_COUNT] = {
     [CLINIC_SQL_PATIENT_GET] = {"clinic_patient_get",
         "SELECT id, village_prefix, name, identification_number, contact_no, gender,"
@@ -66,9 +65,6 @@ static const struct {
     [CLINIC_SQL_IDEM_FINISH] = {"clinic_idem_finish",
         "UPDATE idempotency_keys SET status = %d, body = %pDt"
         " WHERE caller = %s AND route = %s AND key = %s", 5, 1},
-    [CLINIC_SQL_IDEM_RELEASE] = {"clinic_idem_release",
-        "DELETE FROM idempotency_keys"
-        " WHERE caller = %s AND route = %s AND key = %s AND status IS NULL", 3, 0},
 };
 
 int clinic_db_init(server_rec *s, int needed)
@@ -144,6 +140,42 @@ static const char *log_db_error(clinic_db_t *db, int rv, const char *what)
 
 static int repair(clinic_db_t *db);
 
+/* Statements that do not exist, and then already exist when prepared again
+ * (or are gone again right after): the session's transactions run on
+ * different server sessions. Said once per process. */
+static void pooled_per_transaction(clinic_db_t *db)
+{
+    static int said;
+
+    if (said)
+        return;
+    said = 1;
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r,
+                  "clinic: prepared statements vanish from this database session between "
+                  "transactions: the session is pooled per transaction (PgBouncer pool_mode = "
+                  "transaction or statement), which mod_clinic does not support; use "
+                  "pool_mode = session");
+}
+
+/* SQLSTATE 25006: this session is on a server that no longer takes writes
+ * (a standby, a demoted old primary, default_transaction_read_only). Answer
+ * 503 and open the session again: libpq walks DBDParams' host list anew and
+ * target_session_attrs=read-write finds the current primary; when none is
+ * reachable yet the broken handle is dropped by mod_dbd on release. */
+static int read_only(clinic_db_t *db)
+{
+    PGconn *pg = apr_dbd_native_handle(db->dbd->driver, db->dbd->handle);
+
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, db->r,
+                  "clinic: the database server is read-only (standby or demoted primary): "
+                  "reconnecting; add target_session_attrs=read-write to DBDParams");
+    db->in_txn = 0;
+    PQreset(pg);
+    if (PQstatus(pg) == CONNECTION_OK)
+        repair(db);
+    return CLINIC_DB_DOWN;
+}
+
 /* After a failed step: what to answer. `repeatable` says whether running
  * the unit of work again could not write twice. */
 static int classify(clinic_db_t *db, int rv, const char *what, int repeatable)
@@ -169,7 +201,14 @@ static int classify(clinic_db_t *db, int rv, const char *what, int repeatable)
         return repeatable && !db->retried ? CLINIC_DB_RETRY : CLINIC_DB_DOWN;
     }
     sqlstate(msg, st);
+    if (!strcmp(st, "25006")) {   /* the server no longer accepts writes */
+        clinic_metric_db_error(CLINIC_DBERR_UNAVAILABLE);
+        return read_only(db);
+    }
     if (!strcmp(st, "26000")) {   /* prepared statement does not exist: never ran */
+        if (db->retried)          /* gone again right after being prepared */
+            pooled_per_transaction(db);
+        db->missing = what;
         db->repair = 1;
         return db->retried ? CLINIC_DB_DOWN : CLINIC_DB_RETRY;
     }
@@ -194,6 +233,8 @@ static int repair(clinic_db_t *db)
             continue;
         }
         sqlstate(apr_dbd_error(db->dbd->driver, db->dbd->handle, rv), st);
+        if (!strcmp(st, "42P05") && db->missing)   /* after 26000 a session has none */
+            pooled_per_transaction(db);
         if (strcmp(st, "42P05") != 0) {   /* "already exists" is fine */
             log_db_error(db, rv, "re-preparing statements");
             return CLINIC_DB_DOWN;
@@ -226,8 +267,11 @@ int clinic_db_acquire(request_rec *r, clinic_db_t **dbp)
     db->r = r;
     db->dbd = dbd_acquire ? dbd_acquire(r) : NULL;
     if (!db->dbd) {
+        static int hinted;   /* once per process */
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(10512)
-                      "clinic: no database connection from mod_dbd");
+                      "clinic: no database connection from mod_dbd%s", hinted++ ? "" :
+                      " (mod_dbd says why; \"prepared statement ... already exists\" there means "
+                      "the sessions are pooled per transaction: use PgBouncer pool_mode = session)");
         clinic_metric_db_error(CLINIC_DBERR_UNAVAILABLE);
         return CLINIC_DB_DOWN;
     }
@@ -363,6 +407,15 @@ int clinic_db_end(clinic_db_t *db, int rollback)
     clinic_metric_db_time(db->r, t0);
     /* A COMMIT whose outcome is unknown must not be repeated. */
     return rv == 0 ? CLINIC_DB_OK : classify(db, rv, rollback ? "ROLLBACK" : "COMMIT", 0);
+}
+
+int clinic_db_savepoint(clinic_db_t *db, int rollback_to)
+{
+    int n, rv = apr_dbd_query(db->dbd->driver, db->dbd->handle, &n,
+                              rollback_to ? "ROLLBACK TO SAVEPOINT clinic_work"
+                                          : "SAVEPOINT clinic_work");
+
+    return rv == 0 ? CLINIC_DB_OK : classify(db, rv, "SAVEPOINT", 1);
 }
 
 int clinic_db_run(clinic_db_t *db, int (*work)(clinic_db_t *db, void *arg), void *arg)

@@ -19,7 +19,6 @@ typedef enum {
     CLINIC_SQL_IDEM_GET,
     CLINIC_SQL_IDEM_TAKEOVER,
     CLINIC_SQL_IDEM_FINISH,
-    CLINIC_SQL_IDEM_RELEASE,
     CLINIC_SQL_COUNT
 } clinic_sql_t;
 
@@ -36,6 +35,7 @@ typedef struct {
     int in_txn;        /* inside our BEGIN */
     int retried;       /* a unit of work was already run again once */
     int repair;        /* the session lost its prepared statements */
+    const char *missing;  /* the statement the server said does not exist */
 } clinic_db_t;
 
 /* The handle lives in r->pool (a cleanup refers to it). */
@@ -53,6 +53,8 @@ const char *clinic_db_col(clinic_db_t *db, apr_dbd_row_t *row, int col);
 int clinic_db_begin(clinic_db_t *db);
 /* Commit, or roll back when rollback is set. */
 int clinic_db_end(clinic_db_t *db, int rollback);
+/* Inside a transaction: take the savepoint, or roll back to it. */
+int clinic_db_savepoint(clinic_db_t *db, int rollback_to);
 
 /* Run one unit of work; when it answers CLINIC_DB_RETRY (a stale pooled
  * connection was reset and lost its prepared statements, and nothing can

@@ -1,12 +1,16 @@
 /*
  * Idempotent retries (CONTRACT section 9). A request with
- * `Idempotency-Key: K` first claims (caller, route, K) in its own short
- * statement, so that a concurrent duplicate sees "in progress" at once
- * instead of waiting on a lock. The answer is stored by the route's own
- * transaction (clinic_idem_finish), so the key and the writes commit
- * together; answers that are not stored (5xx, and answers given before the
- * database) release the claim. Keys live in the database, so a retry that
- * lands on another node of a farm is caught too.
+ * `Idempotency-Key: K` claims (caller, route, K) as the first statement of
+ * the route's own transaction, and stores its answer in that transaction
+ * (clinic_idem_finish): the claim, the writes and the stored answer commit
+ * together or not at all. A claim therefore never outlives the request that
+ * made it, however that request ends (a 5xx, a killed worker, a database
+ * that failed over before COMMIT). A concurrent duplicate's INSERT waits on
+ * the uncommitted key row until the first transaction ends (milliseconds),
+ * then replays its answer, or takes the key when it rolled back. A row
+ * committed while still unanswered (only a node of an earlier version
+ * writes those) is "in progress" for ABANDONED_AFTER seconds. Keys live in
+ * the database, so a retry that lands on another node of a farm is caught.
  */
 #include <openssl/evp.h>
 
@@ -80,12 +84,7 @@ int clinic_idem_prepare(clinic_req_t *c, clinic_idem_t *k, const char *route,
     return CLINIC_GO;
 }
 
-/* The stored row: its fingerprint, status (NULL while running), body, times. */
-typedef struct {
-    const char *fp, *status, *body, *created, *expires;
-} stored_t;
-
-static int read_row(clinic_db_t *db, clinic_idem_t *k, stored_t *row, int *found)
+static int read_row(clinic_db_t *db, const clinic_idem_t *k, clinic_idem_row_t *row, int *found)
 {
     const char *args[3] = {k->caller, k->route, k->key};
     apr_dbd_results_t *res;
@@ -115,7 +114,7 @@ static int before(const char *stored, apr_time_t t)
 
 /* Claim an expired key, or one whose first request was abandoned, if no
  * other request claims it first (compare-and-swap on created_at). */
-static int take_over(clinic_db_t *db, clinic_idem_t *k, const stored_t *row, int *won)
+static int take_over(clinic_db_t *db, const clinic_idem_t *k, const clinic_idem_row_t *row, int *won)
 {
     const char *args[7] = {k->fp, k->now, k->expires, k->caller, k->route, k->key,
                            row->created};
@@ -123,60 +122,69 @@ static int take_over(clinic_db_t *db, clinic_idem_t *k, const stored_t *row, int
     return clinic_db_exec(db, CLINIC_SQL_IDEM_TAKEOVER, args, won);
 }
 
-static int replay(clinic_req_t *c, const stored_t *row)
-{
-    apr_table_setn(c->r->headers_out, "Idempotent-Replayed", "true");
-    c->outcome = c->shape == CLINIC_SHAPE_DRF ? "replayed" : "REPLAYED";
-    clinic_metric_idem(c->r, CLINIC_IDEM_REPLAYED);
-    return clinic_send_text(c, atoi(row->status), row->body ? row->body : "");
-}
-
-int clinic_idem_claim(clinic_req_t *c, clinic_db_t *db, clinic_idem_t *k)
+int clinic_idem_claim(clinic_db_t *db, clinic_idem_t *k)
 {
     const char *args[6] = {k->caller, k->route, k->key, k->fp, k->now, k->expires};
-    apr_time_t now = c->r->request_time;
-    stored_t row;
+    apr_time_t now = db->r->request_time;
+    clinic_idem_row_t *row = &k->row;
     int rc, n, found, attempt;
 
+    k->active = 0;
+    k->verdict = CLINIC_KEY_NEW;
     if (!k->key)
-        return CLINIC_GO;
+        return CLINIC_DB_OK;
     for (attempt = 0; attempt < 2; attempt++) {
         if ((rc = clinic_db_exec(db, CLINIC_SQL_IDEM_CLAIM, args, &n)) != CLINIC_DB_OK)
-            return clinic_db_fail(c, rc);
+            return rc;
         if (n == 1) {
             k->active = 1;
-            return CLINIC_GO;
+            return CLINIC_DB_OK;
         }
-        if ((rc = read_row(db, k, &row, &found)) != CLINIC_DB_OK)
-            return clinic_db_fail(c, rc);
+        if ((rc = read_row(db, k, row, &found)) != CLINIC_DB_OK)
+            return rc;
         if (!found)
-            continue;          /* released meanwhile: claim again */
-        if (before(row.expires, now) ||
-            (!row.status && before(row.created, now - apr_time_from_sec(ABANDONED_AFTER)))) {
-            if ((rc = take_over(db, k, &row, &n)) != CLINIC_DB_OK)
-                return clinic_db_fail(c, rc);
+            continue;          /* deleted meanwhile: claim again */
+        if (before(row->expires, now) ||
+            (!row->status && before(row->created, now - apr_time_from_sec(ABANDONED_AFTER)))) {
+            if ((rc = take_over(db, k, row, &n)) != CLINIC_DB_OK)
+                return rc;
             if (n == 1) {
                 k->active = 1;
-                return CLINIC_GO;
+                return CLINIC_DB_OK;
             }
             continue;
         }
-        if (!row.fp || strcmp(row.fp, k->fp) != 0) {
-            clinic_metric_idem(c->r, CLINIC_IDEM_KEY_REUSED);
-            return clinic_fail(c, HTTP_UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED",
-                               c->shape == CLINIC_SHAPE_DRF
-                                   ? "Idempotency-Key reused with a different request."
-                                   : "Idempotency-Key reused with a different request");
-        }
-        if (!row.status)
-            break;
-        return replay(c, &row);
+        if (!row->fp || strcmp(row->fp, k->fp) != 0)
+            k->verdict = CLINIC_KEY_REUSED;
+        else
+            k->verdict = row->status ? CLINIC_KEY_REPLAY : CLINIC_KEY_BUSY;
+        return CLINIC_DB_OK;
     }
-    clinic_metric_idem(c->r, CLINIC_IDEM_IN_PROGRESS);
-    return clinic_fail(c, HTTP_CONFLICT, "IDEMPOTENCY_KEY_IN_PROGRESS",
-                       c->shape == CLINIC_SHAPE_DRF
-                           ? "A request with this Idempotency-Key is in progress."
-                           : "A request with this Idempotency-Key is in progress");
+    k->verdict = CLINIC_KEY_BUSY;
+    return CLINIC_DB_OK;
+}
+
+int clinic_idem_answer(clinic_req_t *c, const clinic_idem_t *k)
+{
+    int drf = c->shape == CLINIC_SHAPE_DRF;
+
+    switch (k->verdict) {
+    case CLINIC_KEY_REPLAY:
+        clinic_metric_idem(c->r, CLINIC_IDEM_REPLAYED);
+        apr_table_setn(c->r->headers_out, "Idempotent-Replayed", "true");
+        c->outcome = drf ? "replayed" : "REPLAYED";
+        return clinic_send_text(c, atoi(k->row.status), k->row.body ? k->row.body : "");
+    case CLINIC_KEY_REUSED:
+        clinic_metric_idem(c->r, CLINIC_IDEM_KEY_REUSED);
+        return clinic_fail(c, HTTP_UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED",
+                           drf ? "Idempotency-Key reused with a different request."
+                               : "Idempotency-Key reused with a different request");
+    default:
+        clinic_metric_idem(c->r, CLINIC_IDEM_IN_PROGRESS);
+        return clinic_fail(c, HTTP_CONFLICT, "IDEMPOTENCY_KEY_IN_PROGRESS",
+                           drf ? "A request with this Idempotency-Key is in progress."
+                               : "A request with this Idempotency-Key is in progress");
+    }
 }
 
 int clinic_idem_finish(clinic_db_t *db, clinic_idem_t *k, int status, const char *body)
@@ -190,14 +198,4 @@ int clinic_idem_finish(clinic_db_t *db, clinic_idem_t *k, int status, const char
     apr_snprintf(st, sizeof st, "%d", status);
     clinic_metric_idem(db->r, CLINIC_IDEM_STORED);
     return clinic_db_exec(db, CLINIC_SQL_IDEM_FINISH, args, &n);
-}
-
-void clinic_idem_release(clinic_db_t *db, clinic_idem_t *k)
-{
-    const char *args[3] = {k->caller, k->route, k->key};
-    int n;
-
-    if (k->active && db && db->dbd)
-        clinic_db_exec(db, CLINIC_SQL_IDEM_RELEASE, args, &n);
-    k->active = 0;
 }

@@ -121,7 +121,7 @@ static int find_patient(clinic_db_t *db, void *arg)
 }
 
 /* Insert the visit and serialise the answer; with an Idempotency-Key, the
- * insert and the stored answer commit together. */
+ * claim, the insert and the stored answer are one transaction. */
 static int insert_visit(clinic_db_t *db, void *arg)
 {
     visit_work_t *w = arg;
@@ -131,8 +131,11 @@ static int insert_visit(clinic_db_t *db, void *arg)
     json_t *visit;
     int rc;
 
-    if (w->idem->active && (rc = clinic_db_begin(db)) != CLINIC_DB_OK)
+    if (w->idem->key && ((rc = clinic_db_begin(db)) != CLINIC_DB_OK ||
+                         (rc = clinic_idem_claim(db, w->idem)) != CLINIC_DB_OK))
         return rc;
+    if (w->idem->verdict != CLINIC_KEY_NEW)
+        return clinic_db_end(db, 1);
     if ((rc = clinic_db_select(db, CLINIC_SQL_VISIT_INSERT, w->args, &res)) != CLINIC_DB_OK)
         return rc;
     if (clinic_db_row(db, res, &row) != 0 || !(id = clinic_db_col(db, row, 0)))
@@ -202,8 +205,6 @@ int clinic_visits_handle(request_rec *r)
     w.patient_json = clinic_json_pool(r->pool, patient_json(&c, db, w.patient));
     if (!w.patient_json)
         return clinic_fail_internal(&c, "patient row unreadable");
-    if ((rc = clinic_idem_claim(&c, db, &idem)) != CLINIC_GO)
-        return rc;
     if (!v.when_given)
         v.when = (clinic_time_t)r->request_time;
     clinic_format_iso(v.when, 0, when);
@@ -211,10 +212,10 @@ int clinic_visits_handle(request_rec *r)
     w.args[1] = when;
     w.args[2] = apr_pstrmemdup(r->pool, v.status, v.status_len);
     w.date = date;
-    if ((rc = clinic_db_run(db, insert_visit, &w)) != CLINIC_DB_OK) {
-        clinic_idem_release(db, &idem);
+    if ((rc = clinic_db_run(db, insert_visit, &w)) != CLINIC_DB_OK)
         return clinic_db_fail(&c, rc);
-    }
+    if (idem.verdict != CLINIC_KEY_NEW)
+        return clinic_idem_answer(&c, &idem);
     clinic_audit_record(r, CLINIC_NOTE_VISIT, w.visit_id);
     clinic_audit_record(r, CLINIC_NOTE_PATIENT, pk);
     return clinic_send_text(&c, HTTP_OK, w.answer);
