@@ -10,6 +10,7 @@
 #include "src/datetime.h"
 #include "src/objectid.h"
 #include "src/metrics.h"
+#include "http_protocol.h"
 #include "http_request.h"
 #include "apr_file_io.h"
 
@@ -346,7 +347,6 @@ static int clinic_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
         return rc;
     if ((rc = clinic_db_init(s, found)) != OK)
         return rc;
-    clinic_db_register_statements(s);
     return OK;
 }
 
@@ -391,6 +391,8 @@ static void clinic_register_hooks(apr_pool_t *p)
     ap_hook_handler(clinic_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_header_parser(clinic_cors_early, NULL, NULL, APR_HOOK_MIDDLE);
     clinic_metrics_register_hooks(p);
+    /* after mod_log_config, so that purging is not counted in %D */
+    ap_hook_log_transaction(clinic_idem_purge, NULL, NULL, APR_HOOK_REALLY_LAST);
 }
 
 AP_DECLARE_MODULE(clinic) = {

@@ -68,3 +68,12 @@ CREATE TABLE idempotency_keys (
     PRIMARY KEY (caller, route, key)
 );
 CREATE INDEX idempotency_keys_expires_at_idx ON idempotency_keys (expires_at);
+
+-- The schema's version, one row: mod_clinic refuses a database older than
+-- it needs and names the sql/upgrade/ script to apply (README: Upgrading the
+-- schema). A new version raises this number and adds sql/upgrade/sqlite-N.sql.
+CREATE TABLE clinic_schema (
+    version    integer NOT NULL,
+    applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+);
+INSERT INTO clinic_schema (version) VALUES (2);
