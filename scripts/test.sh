@@ -75,7 +75,7 @@ for db in $dbs; do
         mkdir -p "$work/sqlite"
         sqlite3 "$work/sqlite/clinic.db" < "$work/sql/schema-sqlite.sql" >/dev/null
         sqlite3 "$work/sqlite/clinic.db" < "$work/sql/demo-data.sql"
-        # a version-1 database (t/72_wrong_db.t)
+        # a version-1 database (t/82_wrong_db.t)
         sqlite3 -bail "$work/sqlite/clinic-v1.db" < "$work/sql/upgrade/sqlite-1.sql" >/dev/null
         sqlite3 -bail "$work/sqlite/clinic-v1.db" < "$work/sql/demo-data.sql"
         chown -R "$user" "$work/sqlite" 2>/dev/null || true
@@ -89,7 +89,7 @@ for db in $dbs; do
         params="host=$pgdata dbname=clinic user=$user connect_timeout=2 options='-c statement_timeout=3000'"
         dsn="dbi:Pg:host=$pgdata;dbname=clinic"
         down="host=$work/no-such-dir dbname=clinic user=$user connect_timeout=2"
-        as_user "$pgbin/createdb" -h "$pgdata" clinic_v1   # a version-1 database (t/72_wrong_db.t)
+        as_user "$pgbin/createdb" -h "$pgdata" clinic_v1   # a version-1 database (t/82_wrong_db.t)
         as_user psql -q -h "$pgdata" -d clinic_v1 -v ON_ERROR_STOP=1 -f "$work/sql/upgrade/pgsql-1.sql" \
             -f "$work/sql/demo-data.sql" -f "$work/sql/demo-sequences-pgsql.sql" >/dev/null
         params_v1="host=$pgdata dbname=clinic_v1 user=$user connect_timeout=2"
