@@ -7,7 +7,8 @@
 # server is stopped by its PID, and the clone and its run state removed.
 set -euo pipefail
 
-top=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 passed=0
 failed=0
 check() {   # check "what" command...
@@ -23,9 +24,7 @@ dir=$(mktemp -d /tmp/mod_clinic-run-test.XXXXXX)   # mode 0700
 make_pid=
 state=
 cleanup() {
-    if [ -n "$state" ] && [ -f "$state/httpd.pid" ]; then
-        kill "$(cat "$state/httpd.pid")" 2>/dev/null || true
-    fi
+    [ -n "$state" ] && stop_pidfile "$state/httpd.pid"
     if [ -n "$make_pid" ]; then
         for _ in $(seq 50); do kill -0 "$make_pid" 2>/dev/null || break; sleep 0.2; done
         kill "$make_pid" 2>/dev/null || true
@@ -41,12 +40,14 @@ out="$dir/make-run.out"
 (cd "$dir/mod_clinic" && exec make run PORT="$port") > "$out" 2>&1 &
 make_pid=$!
 
-# Wait for the server to answer (the build comes first).
+# The build comes first; then the server must answer.
 up=
 for _ in $(seq 300); do
-    if ! kill -0 "$make_pid" 2>/dev/null; then break; fi
-    if grep -q '^mod_clinic is starting' "$out" &&
-        curl -s -o /dev/null "http://127.0.0.1:$port/"; then up=1; break; fi
+    kill -0 "$make_pid" 2>/dev/null || break
+    if grep -q '^mod_clinic is starting' "$out"; then
+        wait_port "$port" 10 && up=1
+        break
+    fi
     sleep 0.5
 done
 if ! check "make run in a mode-0700 clone starts Apache on port $port" test -n "$up"; then

@@ -54,8 +54,7 @@ CREATE TABLE appointments (
 CREATE INDEX appointments_doctor_id_idx ON appointments (doctor_id);
 
 -- Idempotency-Key answers (CONTRACT section 9), shared by every node of a farm.
--- Expired rows are ignored; delete them now and then:
---   DELETE FROM idempotency_keys WHERE expires_at < strftime('%Y-%m-%dT%H:%M:%SZ', 'now');
+-- Expired rows are ignored, and deleted by the module in small batches (src/purge.c).
 CREATE TABLE idempotency_keys (
     caller      TEXT         NOT NULL,   -- sub:<token sub> | uid:<doctor> | ip:<address>
     route       varchar(32)  NOT NULL,
