@@ -168,7 +168,8 @@ static int down(clinic_db_t *db, int rv)
 /* The wrong database is logged at error level once per process and
  * problem (each older version, each statement), then at debug level: the
  * log says what to do without a line per request. */
-static apr_uint32_t reported[CLINIC_SCHEMA_VERSION + CLINIC_SQL_COUNT];
+static apr_uint32_t reported[CLINIC_SCHEMA_VERSION + CLINIC_SQL_COUNT + 1];
+#define NO_TABLES (CLINIC_SCHEMA_VERSION + CLINIC_SQL_COUNT)
 
 static int report_level(int problem)
 {
@@ -212,10 +213,25 @@ static int report_statement(clinic_db_t *db, int i, int rv, int version)
     const char *msg = first_line(apr_dbd_error(db->dbd->driver, db->dbd->handle, rv), &n);
 
     ap_log_rerror(APLOG_MARK, level, 0, db->r,
-                  "clinic: statement %s cannot be prepared (%d): %.*s; the database's "
-                  "clinic_schema says version %d but its tables do not match "
-                  "sql/schema-%s.sql: compare them with that file; until then requests "
-                  "answer 500", stmts[i].label, rv, n, msg, version, kind(db));
+                  "clinic: statement %s cannot be prepared (%d): %.*s; the database%s does "
+                  "not match sql/schema-%s.sql: compare them with that file; until then "
+                  "requests answer 500", stmts[i].label, rv, n, msg,
+                  version > 0 ? apr_psprintf(db->r->pool, " (clinic_schema says version %d)",
+                                             version) : "",
+                  kind(db));
+    return CLINIC_DB_SCHEMA;
+}
+
+/* No clinic_schema and no patients either: not a clinic database at all
+ * (an empty SQLite file, the wrong dbname). */
+static int report_no_tables(clinic_db_t *db)
+{
+    int level = report_level(NO_TABLES);
+
+    ap_log_rerror(APLOG_MARK, level, 0, db->r,
+                  "clinic: the database has none of mod_clinic's tables (no clinic_schema, no "
+                  "patients): create them with sql/schema-%s.sql, or point DBDParams at the "
+                  "clinic database; until then requests answer 500", kind(db));
     return CLINIC_DB_SCHEMA;
 }
 
@@ -286,8 +302,11 @@ static int prepare_session(clinic_db_t *db, const char *why)
         if ((rv = prepare_one(db, CLINIC_SQL_SCHEMA_GET)) != 0) {
             if (down(db, rv))
                 return log_db_error(db, rv, "preparing statements"), CLINIC_DB_DOWN;
-            return no_such_table(db, rv) ? report_version(db, 1, 1)
-                                         : report_statement(db, CLINIC_SQL_SCHEMA_GET, rv, 0);
+            if (!no_such_table(db, rv))
+                return report_statement(db, CLINIC_SQL_SCHEMA_GET, rv, 0);
+            rv = prepare_one(db, CLINIC_SQL_PATIENT_GET);
+            return rv != 0 && no_such_table(db, rv) ? report_no_tables(db)
+                                                    : report_version(db, 1, 1);
         }
         st = apr_hash_get(db->dbd->prepared, stmts[CLINIC_SQL_SCHEMA_GET].label,
                           APR_HASH_KEY_STRING);
@@ -494,7 +513,11 @@ int clinic_db_select(clinic_db_t *db, clinic_sql_t q, const char **args,
     int in_txn = db->in_txn;
     int rc = again(db, select_once(db, q, args, res), in_txn);
 
-    if (rc == CLINIC_DB_RETRY && (rc = select_once(db, q, args, res)) == CLINIC_DB_RETRY)
+    /* Inside a transaction a RETRY goes back to clinic_db_run, which runs
+     * the whole unit again (never this statement alone: the transaction
+     * is aborted or, after a reset, gone). */
+    if (rc == CLINIC_DB_RETRY && !in_txn &&
+        (rc = select_once(db, q, args, res)) == CLINIC_DB_RETRY)
         rc = CLINIC_DB_DOWN;
     return rc;
 }
@@ -504,7 +527,8 @@ int clinic_db_exec(clinic_db_t *db, clinic_sql_t q, const char **args, int *nrow
     int in_txn = db->in_txn;
     int rc = again(db, exec_once(db, q, args, nrows), in_txn);
 
-    if (rc == CLINIC_DB_RETRY && (rc = exec_once(db, q, args, nrows)) == CLINIC_DB_RETRY)
+    if (rc == CLINIC_DB_RETRY && !in_txn &&
+        (rc = exec_once(db, q, args, nrows)) == CLINIC_DB_RETRY)
         rc = CLINIC_DB_DOWN;
     return rc;
 }

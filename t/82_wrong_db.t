@@ -103,7 +103,7 @@ for my $i (1 .. 8) {
 }
 is("@missing", join(' ', (500) x 8), 'idempotency_keys gone: 500 with the fixed body');
 $log = log_since($from);
-$said = qr/\[clinic:error\].*statement clinic_idem_\w+ cannot be prepared .*idempotency_keys.* do not match sql\/schema-$kind\.sql/;
+$said = qr/\[clinic:error\].*statement clinic_idem_\w+ cannot be prepared .*idempotency_keys.* does not match sql\/schema-$kind\.sql/;
 $per = per_pid($log, $said);
 cmp_ok(scalar keys %$per, '>=', 1, 'the log names the statement and the table') or diag($log);
 is(scalar(grep { $_ != 1 } values %$per), 0, 'once per process');
