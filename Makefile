@@ -2,6 +2,7 @@
 #
 #   make          build mod_clinic.so, the token tool and the unit tests
 #   make run      install missing Debian packages, build, start a demo on 127.0.0.1:8080
+#                 (PORT=8081 for another port)
 #   make test     install missing Debian packages, build, run every test (SQLite + PostgreSQL)
 #   make install  install the module and conf/clinic.{load,conf} for a2enmod
 #   make fuzz     run the libFuzzer targets (FUZZ_SECONDS each, default 120)
@@ -16,7 +17,7 @@ APXS    ?= apxs
 CC      ?= cc
 WARN     = -Wall -Wextra
 SRC      = src/add_and_link.c src/b64url.c src/cors.c src/datetime.c src/db.c src/idempotency.c src/jwk.c \
-           src/metrics.c src/objectid.c src/request.c src/respond.c src/startup.c src/token.c \
+           src/metrics.c src/objectid.c src/purge.c src/request.c src/respond.c src/startup.c src/token.c \
            src/validate.c src/visits.c \
            src/keyset.c src/remote.c src/audit.c src/authz.c src/claims.c
 HDR      = $(wildcard src/*.h)
@@ -34,8 +35,8 @@ UNIT_TESTS  = t/unit/test_datetime t/unit/test_jwk t/unit/test_validate t/unit/t
               t/unit/test_objectid \
               t/unit/test_claims
 
-.PHONY: all deps run test test-unit test-apache fuzz farm failover bench install clean FORCE \
-        deb test-package openapi-deps
+.PHONY: all deps run test test-unit test-apache test-run fuzz farm failover bench install clean \
+        FORCE deb test-package openapi-deps
 
 # Rebuild everything when the sanitizer setting changes (same output names).
 .build-flags: FORCE
@@ -95,6 +96,11 @@ deb: deps
 test-package: deps
 	./scripts/package-test.sh
 
+# make run as a newcomer meets it: a fresh clone of HEAD in a mode-0700
+# folder, a free port, the printed curls answer 200 (~20 s, mostly the build).
+test-run:
+	./scripts/run-test.sh
+
 # libFuzzer targets (clang); FUZZ_SECONDS each, 30 in make test.
 FUZZ_SECONDS ?= 120
 fuzz:
@@ -120,13 +126,15 @@ test: deps
 	$(MAKE) test-unit
 	$(MAKE) test-package
 	$(MAKE) test-apache
+	$(MAKE) test-run
 	$(MAKE) fuzz FUZZ_SECONDS=30
 	$(if $(filter 1,$(ASAN)),,$(MAKE) farm)
 	$(if $(filter 1,$(ASAN)),,$(MAKE) failover)
 
+PORT ?= 8080
 run: deps
 	$(MAKE) mod_clinic.so tools/mkjwt
-	./scripts/run.sh
+	PORT=$(PORT) ./scripts/run.sh
 
 install: mod_clinic.so
 	$(APXS) -i -n clinic mod_clinic.la

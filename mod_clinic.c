@@ -10,6 +10,7 @@
 #include "src/datetime.h"
 #include "src/objectid.h"
 #include "src/metrics.h"
+#include "http_protocol.h"
 #include "http_request.h"
 #include "apr_file_io.h"
 
@@ -350,7 +351,6 @@ static int clinic_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
         return rc;
     if ((rc = clinic_db_init(s, found)) != OK)
         return rc;
-    clinic_db_register_statements(s);
     return OK;
 }
 
@@ -397,6 +397,8 @@ static void clinic_register_hooks(apr_pool_t *p)
     clinic_metrics_register_hooks(p);
     clinic_authz_register(p);
     clinic_audit_register(p);
+    /* after mod_log_config, so that purging is not counted in %D */
+    ap_hook_log_transaction(clinic_idem_purge, NULL, NULL, APR_HOOK_REALLY_LAST);
 }
 
 AP_DECLARE_MODULE(clinic) = {

@@ -77,9 +77,13 @@ for db in $dbs; do
         mkdir -p "$work/sqlite"
         sqlite3 "$work/sqlite/clinic.db" < "$work/sql/schema-sqlite.sql" >/dev/null
         sqlite3 "$work/sqlite/clinic.db" < "$work/sql/demo-data.sql"
+        # a version-1 database (t/82_wrong_db.t)
+        sqlite3 -bail "$work/sqlite/clinic-v1.db" < "$work/sql/upgrade/sqlite-1.sql" >/dev/null
+        sqlite3 -bail "$work/sqlite/clinic-v1.db" < "$work/sql/demo-data.sql"
         chown -R "$user" "$work/sqlite" 2>/dev/null || true
         driver=sqlite3 params="$work/sqlite/clinic.db" dsn="dbi:SQLite:dbname=$work/sqlite/clinic.db"
         down="$work/no-such-dir/clinic.db"
+        params_v1="$work/sqlite/clinic-v1.db" dsn_v1="dbi:SQLite:dbname=$work/sqlite/clinic-v1.db"
         ;;
     pgsql)
         start_pgsql
@@ -87,6 +91,11 @@ for db in $dbs; do
         params="host=$pgdata dbname=clinic user=$user connect_timeout=2 options='-c statement_timeout=3000'"
         dsn="dbi:Pg:host=$pgdata;dbname=clinic"
         down="host=$work/no-such-dir dbname=clinic user=$user connect_timeout=2"
+        as_user "$pgbin/createdb" -h "$pgdata" clinic_v1   # a version-1 database (t/82_wrong_db.t)
+        as_user psql -q -h "$pgdata" -d clinic_v1 -v ON_ERROR_STOP=1 -f "$work/sql/upgrade/pgsql-1.sql" \
+            -f "$work/sql/demo-data.sql" -f "$work/sql/demo-sequences-pgsql.sql" >/dev/null
+        params_v1="host=$pgdata dbname=clinic_v1 user=$user connect_timeout=2"
+        dsn_v1="dbi:Pg:host=$pgdata;dbname=clinic_v1"
         ;;
     *) echo "test: unknown database '$db'" >&2; exit 2 ;;
     esac
@@ -96,6 +105,7 @@ for db in $dbs; do
     set +e
     (cd "$work" && as_user env CLINIC_DB="$db" CLINIC_DBD_DRIVER="$driver" \
         CLINIC_DBD_PARAMS="$params" CLINIC_DBD_PARAMS_DOWN="$down" CLINIC_DB_DSN="$dsn" CLINIC_KEYS="$keys" \
+        CLINIC_DBD_PARAMS_V1="$params_v1" CLINIC_DB_DSN_V1="$dsn_v1" \
         CLINIC_MKJWT="$work/mkjwt" CLINIC_MODULE="$work/mod_clinic.so" \
         CLINIC_MODDIR="$moddir" CLINIC_PGDATA="$pgdata" CLINIC_PGBIN="$pgbin" \
         CLINIC_HTTPD="$httpd_cmd" CLINIC_OPENAPI="$work/openapi" CLINIC_RACE_ROUNDS="${CLINIC_RACE_ROUNDS:-}" "${san_env[@]}" \

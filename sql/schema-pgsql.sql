@@ -56,8 +56,7 @@ CREATE TABLE appointments (
 CREATE INDEX appointments_doctor_id_idx ON appointments (doctor_id);
 
 -- Idempotency-Key answers (CONTRACT section 9), shared by every node of a farm.
--- Expired rows are ignored; delete them now and then:
---   DELETE FROM idempotency_keys WHERE expires_at < now();
+-- Expired rows are ignored, and deleted by the module in small batches (src/purge.c).
 CREATE TABLE idempotency_keys (
     caller      text         NOT NULL,   -- sub:<token sub> | uid:<doctor> | ip:<address>
     route       varchar(32)  NOT NULL,
@@ -70,3 +69,12 @@ CREATE TABLE idempotency_keys (
     PRIMARY KEY (caller, route, key)
 );
 CREATE INDEX idempotency_keys_expires_at_idx ON idempotency_keys (expires_at);
+
+-- The schema's version, one row: mod_clinic refuses a database older than
+-- it needs and names the sql/upgrade/ script to apply (README: Upgrading the
+-- schema). A new version raises this number and adds sql/upgrade/pgsql-N.sql.
+CREATE TABLE clinic_schema (
+    version    integer NOT NULL,
+    applied_at timestamp with time zone NOT NULL DEFAULT now()
+);
+INSERT INTO clinic_schema (version) VALUES (2);

@@ -54,8 +54,7 @@ CREATE TABLE appointments (
 CREATE INDEX appointments_doctor_id_idx ON appointments (doctor_id);
 
 -- Idempotency-Key answers (CONTRACT section 9), shared by every node of a farm.
--- Expired rows are ignored; delete them now and then:
---   DELETE FROM idempotency_keys WHERE expires_at < strftime('%Y-%m-%dT%H:%M:%SZ', 'now');
+-- Expired rows are ignored, and deleted by the module in small batches (src/purge.c).
 CREATE TABLE idempotency_keys (
     caller      TEXT         NOT NULL,   -- sub:<token sub> | uid:<doctor> | ip:<address>
     route       varchar(32)  NOT NULL,
@@ -68,3 +67,12 @@ CREATE TABLE idempotency_keys (
     PRIMARY KEY (caller, route, key)
 );
 CREATE INDEX idempotency_keys_expires_at_idx ON idempotency_keys (expires_at);
+
+-- The schema's version, one row: mod_clinic refuses a database older than
+-- it needs and names the sql/upgrade/ script to apply (README: Upgrading the
+-- schema). A new version raises this number and adds sql/upgrade/sqlite-N.sql.
+CREATE TABLE clinic_schema (
+    version    integer NOT NULL,
+    applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+);
+INSERT INTO clinic_schema (version) VALUES (2);

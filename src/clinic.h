@@ -208,7 +208,6 @@ int clinic_visits_handle(request_rec *r);
 int clinic_link_handle(request_rec *r);
 
 /* --- db.c --- */
-void clinic_db_register_statements(server_rec *s);
 int clinic_db_init(server_rec *s, int needed);
 
 /* --- remote.c: key sets fetched over HTTPS, refreshed in every child --- */
@@ -234,6 +233,9 @@ int clinic_remote_refetch(clinic_remote_t *rem, const clinic_keyset_t *mine);
  * first use; NULL with why when nothing of it fits alg. */
 clinic_keyset_t *clinic_keysrc_set(const clinic_keysrc_t *k, const char *alg, char *why,
                                    size_t whylen);
+
+/* --- purge.c: after the answer, delete a batch of expired Idempotency-Key rows --- */
+int clinic_idem_purge(request_rec *r);
 
 /* --- startup.c: configuration checks at check_config time --- */
 int clinic_check_locations(apr_pool_t *p, server_rec *s, int *found);

@@ -11,21 +11,38 @@
  * 1.6's pgsql apr_dbd_transaction_start dereferences NULL when BEGIN fails
  * (a pooled connection whose server restarted), so it is not used.
  *
+ * The statements are prepared here, on each pooled session the first time
+ * the module uses it, after checking clinic_schema's version, rather than
+ * registered with ap_dbd_prepare: mod_dbd drops a session when any of its
+ * statements fails to prepare, and its log does not say which one, so a
+ * database with an older schema would read as an outage (503). Here it is
+ * a 500 and one error line per process naming the statement or the
+ * upgrade script to apply.
+ *
  * Failures are sorted by SQLSTATE (libpq's verbose messages carry it): the
- * database gone, overloaded or a statement timeout is a 503; a session that
- * lost its prepared statements (PQreset after a server restart, or 26000)
- * is repaired by preparing them again, and the unit of work is run once
- * more when that cannot write twice.
+ * database gone, overloaded or a statement timeout is a 503. A session
+ * whose prepared statements are lost or stale (PQreset after a server
+ * restart, 26000, 0A000 "cached plan must not change result type" after a
+ * column changed type; SQLite: apr_dbd prepares with the legacy
+ * sqlite3_prepare, so after any schema change (an index, a trigger,
+ * ANALYZE, VACUUM, a column added) every statement fails once with
+ * "database schema has changed" and then with "not an error" for ever) is
+ * repaired by preparing them again, and the unit of work is run once more:
+ * such a statement never ran, so that cannot write twice. A reset session
+ * is retried only when no write can have happened.
  */
 #include <libpq-fe.h>
 
 #include "db.h"
 #include "metrics.h"
 #include "http_protocol.h"
+#include "apr_atomic.h"
 #include "apr_optional.h"
 
 static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire;
-static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *dbd_prepare;
+
+/* In a session's prepared-statement hash: its statements are ready. */
+#define READY_KEY "clinic: statements ready"
 
 static const struct {
     const char *label;
@@ -65,40 +82,27 @@ static const struct {
     [CLINIC_SQL_IDEM_FINISH] = {"clinic_idem_finish",
         "UPDATE idempotency_keys SET status = %d, body = %pDt"
         " WHERE caller = %s AND route = %s AND key = %s", 5, 1},
+    [CLINIC_SQL_IDEM_EXPIRED] = {"clinic_idem_expired",
+        "SELECT 1 FROM idempotency_keys WHERE expires_at < %pDz LIMIT 1", 1, 0},
+    /* expires_at is tested again outside the subquery: a row taken over
+     * meanwhile (new expires_at) is then left alone. */
+    [CLINIC_SQL_IDEM_PURGE] = {"clinic_idem_purge",
+        "DELETE FROM idempotency_keys WHERE expires_at < %pDz AND (caller, route, key) IN"
+        " (SELECT caller, route, key FROM idempotency_keys WHERE expires_at < %pDz"
+        " ORDER BY expires_at LIMIT " APR_STRINGIFY(CLINIC_IDEM_PURGE_BATCH) ")", 2, 0},
+    [CLINIC_SQL_SCHEMA_GET] = {"clinic_schema_get",
+        "SELECT max(version) FROM clinic_schema", 0, 0},
 };
 
 int clinic_db_init(server_rec *s, int needed)
 {
     dbd_acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
-    dbd_prepare = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
-    if ((dbd_acquire && dbd_prepare) || !needed)
+    if (dbd_acquire || !needed)
         return OK;
     ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APLOGNO(10510)
                  "clinic: mod_dbd is not loaded: add \"LoadModule dbd_module "
                  "modules/mod_dbd.so\" (Debian: a2enmod dbd) and configure DBDriver");
     return HTTP_INTERNAL_SERVER_ERROR;
-}
-
-/* Prepare on every server with a mod_dbd configuration of its own: virtual
- * hosts without DBD directives share the main server's, and preparing twice
- * there only earns mod_dbd's "conflicting SQL statements" warning. */
-void clinic_db_register_statements(server_rec *s)
-{
-    module *dbd = ap_find_linked_module("mod_dbd.c");
-    server_rec *sp, *q;
-    int i;
-
-    if (!dbd_prepare || !dbd)
-        return;
-    for (sp = s; sp; sp = sp->next) {
-        void *cfg = ap_get_module_config(sp->module_config, dbd);
-        for (q = s; q != sp && ap_get_module_config(q->module_config, dbd) != cfg; q = q->next)
-            ;
-        if (q != sp)
-            continue;
-        for (i = 0; i < CLINIC_SQL_COUNT; i++)
-            dbd_prepare(sp, stmts[i].sql, stmts[i].label);
-    }
 }
 
 /* The SQLSTATE of a verbose libpq message ("ERROR:  57014: ..."), or "". */
@@ -138,7 +142,94 @@ static const char *log_db_error(clinic_db_t *db, int rv, const char *what)
     return msg;
 }
 
-static int repair(clinic_db_t *db);
+static const char *first_line(const char *msg, int *n)
+{
+    *n = msg ? (int)strcspn(msg, "\r\n") : 0;
+    return msg ? msg : "";
+}
+
+/* Unreachable, overloaded, busy: a 503, not the wrong database. */
+static int down(clinic_db_t *db, int rv)
+{
+    char st[6];
+
+    if (!db->pgsql)
+        return rv == 5 || rv == 6;   /* SQLITE_BUSY, SQLITE_LOCKED */
+    if (PQstatus(apr_dbd_native_handle(db->dbd->driver, db->dbd->handle)) == CONNECTION_BAD)
+        return 1;
+    sqlstate(apr_dbd_error(db->dbd->driver, db->dbd->handle, rv), st);
+    return transient(st);
+}
+
+/* The wrong database is logged at error level once per process and
+ * problem (each older version, each statement), then at debug level: the
+ * log says what to do without a line per request. */
+static apr_uint32_t reported[CLINIC_SCHEMA_VERSION + CLINIC_SQL_COUNT + 1];
+#define NO_TABLES (CLINIC_SCHEMA_VERSION + CLINIC_SQL_COUNT)
+
+static int report_level(int problem)
+{
+    clinic_metric_db_error(CLINIC_DBERR_OTHER);   /* answered 500 */
+    return apr_atomic_cas32(&reported[problem], 1, 0) == 0 ? APLOG_ERR : APLOG_DEBUG;
+}
+
+static const char *kind(clinic_db_t *db)
+{
+    return db->pgsql ? "pgsql" : "sqlite";
+}
+
+static int report_version(clinic_db_t *db, int version, int no_table)
+{
+    const char *k = kind(db);
+    int level = report_level(version < 1 ? 0 : version);   /* ap_log_rerror reads it twice */
+
+    if (version < 1) {
+        ap_log_rerror(APLOG_MARK, level, 0, db->r,
+                      "clinic: table clinic_schema holds no version: the schema cannot be "
+                      "checked (sql/schema-%s.sql is version %d); until it is, requests "
+                      "answer 500", k, CLINIC_SCHEMA_VERSION);
+        return CLINIC_DB_SCHEMA;
+    }
+    ap_log_rerror(APLOG_MARK, level, 0, db->r,
+                  "clinic: the database schema is version %d%s and mod_clinic needs version "
+                  "%d: apply sql/upgrade/%s-%d.sql%s (README: Upgrading the schema); until "
+                  "then requests answer 500", version,
+                  no_table ? " (no clinic_schema table)" : "", CLINIC_SCHEMA_VERSION,
+                  k, version + 1,
+                  version + 1 < CLINIC_SCHEMA_VERSION
+                      ? apr_psprintf(db->r->pool, ", then each later step up to %s-%d.sql",
+                                     k, CLINIC_SCHEMA_VERSION)
+                      : "");
+    return CLINIC_DB_SCHEMA;
+}
+
+static int report_statement(clinic_db_t *db, int i, int rv, int version)
+{
+    int n, level = report_level(CLINIC_SCHEMA_VERSION + i);
+    const char *msg = first_line(apr_dbd_error(db->dbd->driver, db->dbd->handle, rv), &n);
+
+    ap_log_rerror(APLOG_MARK, level, 0, db->r,
+                  "clinic: statement %s cannot be prepared (%d): %.*s; the database%s does "
+                  "not match sql/schema-%s.sql: compare them with that file; until then "
+                  "requests answer 500", stmts[i].label, rv, n, msg,
+                  version > 0 ? apr_psprintf(db->r->pool, " (clinic_schema says version %d)",
+                                             version) : "",
+                  kind(db));
+    return CLINIC_DB_SCHEMA;
+}
+
+/* No clinic_schema and no patients either: not a clinic database at all
+ * (an empty SQLite file, the wrong dbname). */
+static int report_no_tables(clinic_db_t *db)
+{
+    int level = report_level(NO_TABLES);
+
+    ap_log_rerror(APLOG_MARK, level, 0, db->r,
+                  "clinic: the database has none of mod_clinic's tables (no clinic_schema, no "
+                  "patients): create them with sql/schema-%s.sql, or point DBDParams at the "
+                  "clinic database; until then requests answer 500", kind(db));
+    return CLINIC_DB_SCHEMA;
+}
 
 /* Statements that do not exist, and then already exist when prepared again
  * (or are gone again right after): the session's transactions run on
@@ -157,6 +248,130 @@ static void pooled_per_transaction(clinic_db_t *db)
                   "pool_mode = session");
 }
 
+/* Prepare statement i on this session: 0, or the driver's code. A name
+ * PostgreSQL still holds (42P05: a stale statement) is deallocated and
+ * prepared again. */
+static int prepare_one(clinic_db_t *db, int i)
+{
+    apr_dbd_prepared_t *p = NULL;
+    char st[6];
+    int rv, n;
+
+    rv = apr_dbd_prepare(db->dbd->driver, db->dbd->pool, db->dbd->handle,
+                         stmts[i].sql, stmts[i].label, &p);
+    if (rv != 0 && db->pgsql) {
+        sqlstate(apr_dbd_error(db->dbd->driver, db->dbd->handle, rv), st);
+        if (!strcmp(st, "42P05") && db->missing)   /* after 26000 a session has none */
+            pooled_per_transaction(db);
+        if (!strcmp(st, "42P05") &&
+            apr_dbd_query(db->dbd->driver, db->dbd->handle, &n,
+                          apr_pstrcat(db->r->pool, "DEALLOCATE ", stmts[i].label, NULL)) == 0) {
+            p = NULL;
+            rv = apr_dbd_prepare(db->dbd->driver, db->dbd->pool, db->dbd->handle,
+                                 stmts[i].sql, stmts[i].label, &p);
+        }
+    }
+    if (rv == 0)
+        apr_hash_set(db->dbd->prepared, stmts[i].label, APR_HASH_KEY_STRING, p);
+    return rv;
+}
+
+/* A table the driver says is missing (the statement names it). */
+static int no_such_table(clinic_db_t *db, int rv)
+{
+    const char *msg = apr_dbd_error(db->dbd->driver, db->dbd->handle, rv);
+    char st[6];
+
+    if (!db->pgsql)
+        return msg && !strncmp(msg, "no such table", 13);
+    sqlstate(msg, st);
+    return !strcmp(st, "42P01");
+}
+
+/* SQLite, after a schema change: the statement that meets it fails with
+ * "database schema has changed", and every statement of the session then
+ * fails with "not an error" (apr_dbd uses the legacy sqlite3_prepare). */
+static int sqlite_stale(int rv, const char *msg)
+{
+    return (rv == 1 || rv == 17) && msg &&
+           (!strcmp(msg, "database schema has changed") || !strcmp(msg, "not an error"));
+}
+
+/* Give this session the module's statements and check the schema version:
+ * a session used for the first time, one that was reset, or one whose
+ * statements went stale. why (NULL the first time) is logged at info. */
+static int prepare_session(clinic_db_t *db, const char *why)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    apr_dbd_prepared_t *st;
+    const char *v;
+    int i, rv, version, attempt;
+
+    apr_hash_set(db->dbd->prepared, READY_KEY, APR_HASH_KEY_STRING, NULL);
+    db->repair = 0;
+    /* SQLite prepares against the schema it last read; the first step of a
+     * statement prepared on an outdated one fails once, and that step
+     * reads the schema again. The other statements are prepared after it. */
+    for (attempt = 0; attempt < 2; attempt++) {
+        if ((rv = prepare_one(db, CLINIC_SQL_SCHEMA_GET)) != 0) {
+            if (down(db, rv))
+                return log_db_error(db, rv, "preparing statements"), CLINIC_DB_DOWN;
+            if (!no_such_table(db, rv))
+                return report_statement(db, CLINIC_SQL_SCHEMA_GET, rv, 0);
+            rv = prepare_one(db, CLINIC_SQL_PATIENT_GET);
+            return rv != 0 && no_such_table(db, rv) ? report_no_tables(db)
+                                                    : report_version(db, 1, 1);
+        }
+        st = apr_hash_get(db->dbd->prepared, stmts[CLINIC_SQL_SCHEMA_GET].label,
+                          APR_HASH_KEY_STRING);
+        res = NULL;
+        rv = apr_dbd_pselect(db->dbd->driver, db->r->pool, db->dbd->handle, &res, st, 1, 0, NULL);
+        if (rv == 0 || db->pgsql ||
+            !sqlite_stale(rv, apr_dbd_error(db->dbd->driver, db->dbd->handle, rv)))
+            break;
+    }
+    if (rv != 0) {
+        log_db_error(db, rv, stmts[CLINIC_SQL_SCHEMA_GET].label);
+        return down(db, rv) ? CLINIC_DB_DOWN : CLINIC_DB_ERROR;
+    }
+    version = apr_dbd_get_row(db->dbd->driver, db->r->pool, res, &row, -1) == 0 &&
+              (v = clinic_db_col(db, row, 0)) ? atoi(v) : 0;
+    if (version < CLINIC_SCHEMA_VERSION)
+        return report_version(db, version, 0);
+    for (i = 0; i < CLINIC_SQL_COUNT; i++) {
+        if (i == CLINIC_SQL_SCHEMA_GET || (rv = prepare_one(db, i)) == 0)
+            continue;
+        if (down(db, rv))
+            return log_db_error(db, rv, "preparing statements"), CLINIC_DB_DOWN;
+        return report_statement(db, i, rv, version);
+    }
+    apr_hash_set(db->dbd->prepared, READY_KEY, APR_HASH_KEY_STRING, READY_KEY);
+    if (why) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, db->r, APLOGNO(10514)
+                      "clinic: statements prepared again on this database session (%s)", why);
+        clinic_metric_db_error(CLINIC_DBERR_REPAIRED);
+    }
+    return CLINIC_DB_OK;
+}
+
+/* A statement that did not run because the session's prepared statements
+ * are gone or stale: prepare them again and run the unit once more. */
+static int stale(clinic_db_t *db, int rv, const char *what, const char *msg)
+{
+    int n;
+
+    if (db->retried) {   /* already repaired once in this request */
+        log_db_error(db, rv, what);
+        return CLINIC_DB_DOWN;
+    }
+    first_line(msg, &n);
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, db->r,
+                  "clinic: %s found its prepared statement stale (%d: %.*s)", what, rv, n, msg);
+    db->repair = 1;
+    return CLINIC_DB_RETRY;
+}
+
 /* SQLSTATE 25006: this session is on a server that no longer takes writes
  * (a standby, a demoted old primary, default_transaction_read_only). Answer
  * 503 and open the session again: libpq walks DBDParams' host list anew and
@@ -172,32 +387,37 @@ static int read_only(clinic_db_t *db)
     db->in_txn = 0;
     PQreset(pg);
     if (PQstatus(pg) == CONNECTION_OK)
-        repair(db);
+        prepare_session(db, "reconnected after a read-only server");
     return CLINIC_DB_DOWN;
 }
 
 /* After a failed step: what to answer. `repeatable` says whether running
- * the unit of work again could not write twice. */
-static int classify(clinic_db_t *db, int rv, const char *what, int repeatable)
+ * the unit of work again could not write twice; `prepared` that the step
+ * was one of the module's prepared statements. */
+static int classify(clinic_db_t *db, int rv, const char *what, int repeatable, int prepared)
 {
-    const char *msg = log_db_error(db, rv, what);
+    const char *msg = apr_dbd_error(db->dbd->driver, db->dbd->handle, rv);
     char st[6];
+    int rc;
 
-    if (!db->pgsql) { /* sqlite3: SQLITE_BUSY / SQLITE_LOCKED after its retries */
+    if (!db->pgsql) {
+        if (prepared && sqlite_stale(rv, msg))
+            return stale(db, rv, what, msg);
+        log_db_error(db, rv, what);
         clinic_metric_db_error((rv == 5 || rv == 6) ? CLINIC_DBERR_TIMEOUT : CLINIC_DBERR_OTHER);
         return (rv == 5 || rv == 6) ? CLINIC_DB_DOWN : CLINIC_DB_ERROR;
     }
-
     if (PQstatus(apr_dbd_native_handle(db->dbd->driver, db->dbd->handle)) == CONNECTION_BAD) {
         /* The server went away under a pooled connection: PQreset it now. */
+        log_db_error(db, rv, what);
         db->in_txn = 0;
         clinic_metric_db_error(CLINIC_DBERR_UNAVAILABLE);
         if (apr_dbd_check_conn(db->dbd->driver, db->r->pool, db->dbd->handle) != APR_SUCCESS)
             return CLINIC_DB_DOWN;
         /* A fresh session: give it its statements back now, so it never
          * returns to the pool without them, whatever this request does. */
-        if (repair(db) != CLINIC_DB_OK)
-            return CLINIC_DB_DOWN;
+        if ((rc = prepare_session(db, "the session was reset")) != CLINIC_DB_OK)
+            return rc == CLINIC_DB_SCHEMA ? rc : CLINIC_DB_DOWN;
         return repeatable && !db->retried ? CLINIC_DB_RETRY : CLINIC_DB_DOWN;
     }
     sqlstate(msg, st);
@@ -205,46 +425,25 @@ static int classify(clinic_db_t *db, int rv, const char *what, int repeatable)
         clinic_metric_db_error(CLINIC_DBERR_UNAVAILABLE);
         return read_only(db);
     }
-    if (!strcmp(st, "26000")) {   /* prepared statement does not exist: never ran */
-        if (db->retried)          /* gone again right after being prepared */
-            pooled_per_transaction(db);
-        db->missing = what;
-        db->repair = 1;
-        return db->retried ? CLINIC_DB_DOWN : CLINIC_DB_RETRY;
+    /* 26000: prepared statement does not exist; 0A000 here: a column the
+     * statement returns changed type; 42P01, 42703, 42704: a table, column
+     * or type it names is gone (preparing again then says which, once).
+     * None of them ran. */
+    if (prepared && (!strcmp(st, "26000") || !strcmp(st, "42P01") || !strcmp(st, "42703") ||
+                     !strcmp(st, "42704") ||
+                     (!strcmp(st, "0A000") && strstr(msg, "cached plan must not change")))) {
+        if (!strcmp(st, "26000")) {
+            if (db->retried)      /* gone again right after being prepared */
+                pooled_per_transaction(db);
+            db->missing = what;
+        }
+        return stale(db, rv, what, msg);
     }
+    log_db_error(db, rv, what);
     clinic_metric_db_error(!transient(st) ? CLINIC_DBERR_OTHER
                            : (!strcmp(st, "57014") || !strcmp(st, "55P03"))
                                ? CLINIC_DBERR_TIMEOUT : CLINIC_DBERR_UNAVAILABLE);
     return transient(st) ? CLINIC_DB_DOWN : CLINIC_DB_ERROR;
-}
-
-/* Prepare the module's statements again on this session. */
-static int repair(clinic_db_t *db)
-{
-    int i, rv;
-    char st[6];
-
-    for (i = 0; i < CLINIC_SQL_COUNT; i++) {
-        apr_dbd_prepared_t *p = NULL;
-        rv = apr_dbd_prepare(db->dbd->driver, db->dbd->pool, db->dbd->handle,
-                             stmts[i].sql, stmts[i].label, &p);
-        if (rv == 0) {
-            apr_hash_set(db->dbd->prepared, stmts[i].label, APR_HASH_KEY_STRING, p);
-            continue;
-        }
-        sqlstate(apr_dbd_error(db->dbd->driver, db->dbd->handle, rv), st);
-        if (!strcmp(st, "42P05") && db->missing)   /* after 26000 a session has none */
-            pooled_per_transaction(db);
-        if (strcmp(st, "42P05") != 0) {   /* "already exists" is fine */
-            log_db_error(db, rv, "re-preparing statements");
-            return CLINIC_DB_DOWN;
-        }
-    }
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, db->r, APLOGNO(10514)
-                  "clinic: database session was reset; statements prepared again");
-    clinic_metric_db_error(CLINIC_DBERR_REPAIRED);
-    db->repair = 0;
-    return CLINIC_DB_OK;
 }
 
 /* Registered after mod_dbd's own release cleanup, so it runs first: a
@@ -280,7 +479,20 @@ int clinic_db_acquire(request_rec *r, clinic_db_t **dbp)
         PQsetErrorVerbosity(apr_dbd_native_handle(db->dbd->driver, db->dbd->handle),
                             PQERRORS_VERBOSE);
     apr_pool_cleanup_register(r->pool, db, txn_cleanup, apr_pool_cleanup_null);
+    apr_pool_userdata_setn(db, "clinic_db", NULL, r->pool);
+    if (!apr_hash_get(db->dbd->prepared, READY_KEY, APR_HASH_KEY_STRING))
+        return prepare_session(db, NULL);
     return CLINIC_DB_OK;
+}
+
+clinic_db_t *clinic_db_of(request_rec *r)
+{
+    void *db = NULL;
+
+    apr_pool_userdata_get(&db, "clinic_db", r->pool);
+    return db && ((clinic_db_t *)db)->dbd &&
+           apr_hash_get(((clinic_db_t *)db)->dbd->prepared, READY_KEY, APR_HASH_KEY_STRING)
+               ? db : NULL;
 }
 
 static apr_dbd_prepared_t *statement(clinic_db_t *db, clinic_sql_t q)
@@ -309,7 +521,7 @@ static int select_once(clinic_db_t *db, clinic_sql_t q, const char **args,
                          1, stmts[q].nargs, args);
     clinic_metric_db_time(db->r, t0);
     return rv == 0 ? CLINIC_DB_OK
-                   : classify(db, rv, stmts[q].label, db->in_txn || !stmts[q].writes);
+                   : classify(db, rv, stmts[q].label, db->in_txn || !stmts[q].writes, 1);
 }
 
 static int exec_once(clinic_db_t *db, clinic_sql_t q, const char **args, int *nrows)
@@ -326,7 +538,7 @@ static int exec_once(clinic_db_t *db, clinic_sql_t q, const char **args, int *nr
                         stmts[q].nargs, args);
     clinic_metric_db_time(db->r, t0);
     return rv == 0 ? CLINIC_DB_OK
-                   : classify(db, rv, stmts[q].label, db->in_txn || !stmts[q].writes);
+                   : classify(db, rv, stmts[q].label, db->in_txn || !stmts[q].writes, 1);
 }
 
 /* Outside a transaction a statement is its own unit of work: after a
@@ -337,8 +549,8 @@ static int again(clinic_db_t *db, int rc, int was_in_txn)
     if (rc != CLINIC_DB_RETRY || was_in_txn)
         return rc;
     db->retried = 1;
-    if (db->repair && repair(db) != CLINIC_DB_OK)
-        return CLINIC_DB_DOWN;
+    if (db->repair && (rc = prepare_session(db, "its statements were stale")) != CLINIC_DB_OK)
+        return rc;
     return CLINIC_DB_RETRY;
 }
 
@@ -348,7 +560,11 @@ int clinic_db_select(clinic_db_t *db, clinic_sql_t q, const char **args,
     int in_txn = db->in_txn;
     int rc = again(db, select_once(db, q, args, res), in_txn);
 
-    if (rc == CLINIC_DB_RETRY && (rc = select_once(db, q, args, res)) == CLINIC_DB_RETRY)
+    /* Inside a transaction a RETRY goes back to clinic_db_run, which runs
+     * the whole unit again (never this statement alone: the transaction
+     * is aborted or, after a reset, gone). */
+    if (rc == CLINIC_DB_RETRY && !in_txn &&
+        (rc = select_once(db, q, args, res)) == CLINIC_DB_RETRY)
         rc = CLINIC_DB_DOWN;
     return rc;
 }
@@ -358,7 +574,8 @@ int clinic_db_exec(clinic_db_t *db, clinic_sql_t q, const char **args, int *nrow
     int in_txn = db->in_txn;
     int rc = again(db, exec_once(db, q, args, nrows), in_txn);
 
-    if (rc == CLINIC_DB_RETRY && (rc = exec_once(db, q, args, nrows)) == CLINIC_DB_RETRY)
+    if (rc == CLINIC_DB_RETRY && !in_txn &&
+        (rc = exec_once(db, q, args, nrows)) == CLINIC_DB_RETRY)
         rc = CLINIC_DB_DOWN;
     return rc;
 }
@@ -389,7 +606,7 @@ int clinic_db_begin(clinic_db_t *db)
                        db->pgsql ? "BEGIN" : "BEGIN IMMEDIATE");
     clinic_metric_db_time(db->r, t0);
     if (rv != 0)
-        return classify(db, rv, "BEGIN", 1);
+        return classify(db, rv, "BEGIN", 1, 0);
     db->in_txn = 1;
     return CLINIC_DB_OK;
 }
@@ -406,7 +623,7 @@ int clinic_db_end(clinic_db_t *db, int rollback)
     rv = apr_dbd_query(db->dbd->driver, db->dbd->handle, &n, rollback ? "ROLLBACK" : "COMMIT");
     clinic_metric_db_time(db->r, t0);
     /* A COMMIT whose outcome is unknown must not be repeated. */
-    return rv == 0 ? CLINIC_DB_OK : classify(db, rv, rollback ? "ROLLBACK" : "COMMIT", 0);
+    return rv == 0 ? CLINIC_DB_OK : classify(db, rv, rollback ? "ROLLBACK" : "COMMIT", 0, 0);
 }
 
 int clinic_db_savepoint(clinic_db_t *db, int rollback_to)
@@ -415,7 +632,7 @@ int clinic_db_savepoint(clinic_db_t *db, int rollback_to)
                               rollback_to ? "ROLLBACK TO SAVEPOINT clinic_work"
                                           : "SAVEPOINT clinic_work");
 
-    return rv == 0 ? CLINIC_DB_OK : classify(db, rv, "SAVEPOINT", 1);
+    return rv == 0 ? CLINIC_DB_OK : classify(db, rv, "SAVEPOINT", 1, 0);
 }
 
 int clinic_db_run(clinic_db_t *db, int (*work)(clinic_db_t *db, void *arg), void *arg)
@@ -426,7 +643,7 @@ int clinic_db_run(clinic_db_t *db, int (*work)(clinic_db_t *db, void *arg), void
         clinic_db_end(db, 1);
     if (rc == CLINIC_DB_RETRY) {
         db->retried = 1;
-        if (db->repair && (rc = repair(db)) != CLINIC_DB_OK)
+        if (db->repair && (rc = prepare_session(db, "its statements were stale")) != CLINIC_DB_OK)
             return rc;
         rc = work(db, arg);
         if (rc != CLINIC_DB_OK)
@@ -442,5 +659,8 @@ int clinic_db_fail(clinic_req_t *c, int outcome)
     if (outcome == CLINIC_DB_DOWN)
         return clinic_fail(c, HTTP_SERVICE_UNAVAILABLE, "DATABASE_UNAVAILABLE",
                            "The database is unavailable; retry later.");
+    if (outcome == CLINIC_DB_SCHEMA)   /* reachable but the wrong one: logged once */
+        return clinic_fail(c, HTTP_INTERNAL_SERVER_ERROR, "INTERNAL_ERROR",
+                           "Internal server error");
     return clinic_fail_internal(c, "database statement failed");
 }

@@ -19,14 +19,27 @@ typedef enum {
     CLINIC_SQL_IDEM_GET,
     CLINIC_SQL_IDEM_TAKEOVER,
     CLINIC_SQL_IDEM_FINISH,
+    CLINIC_SQL_IDEM_EXPIRED,
+    CLINIC_SQL_IDEM_PURGE,
+    CLINIC_SQL_SCHEMA_GET,
     CLINIC_SQL_COUNT
 } clinic_sql_t;
+
+/* The clinic_schema version the module's SQL needs. A new version adds
+ * sql/upgrade/<pgsql|sqlite>-N.sql and raises this and the INSERT at the end
+ * of both sql/schema-*.sql (README: Upgrading the schema). */
+#define CLINIC_SCHEMA_VERSION 2
+
+/* Expired Idempotency-Key rows deleted by one statement at most. */
+#define CLINIC_IDEM_PURGE_BATCH 100
 
 /* Outcome of a database step. */
 #define CLINIC_DB_OK    0
 #define CLINIC_DB_DOWN  1    /* unreachable, overloaded, timed out: answer 503 */
 #define CLINIC_DB_ERROR 2    /* anything else: answer 500 */
 #define CLINIC_DB_RETRY 3    /* the connection was repaired: run the unit again */
+#define CLINIC_DB_SCHEMA 4   /* the wrong database (an older schema, statements that
+                              * cannot be prepared), logged once: answer 500 */
 
 typedef struct {
     request_rec *r;
@@ -38,8 +51,13 @@ typedef struct {
     const char *missing;  /* the statement the server said does not exist */
 } clinic_db_t;
 
-/* The handle lives in r->pool (a cleanup refers to it). */
+/* The handle lives in r->pool (a cleanup refers to it). A session used for
+ * the first time has its statements prepared and the schema version checked
+ * here; CLINIC_DB_SCHEMA when the database is the wrong one. */
 int clinic_db_acquire(request_rec *r, clinic_db_t **db);
+/* The request's handle once clinic_db_acquire gave it one with its
+ * statements ready (for work after the answer), else NULL. */
+clinic_db_t *clinic_db_of(request_rec *r);
 /* Run a statement returning rows; args has the statement's argument count
  * (NULL entries are SQL NULL). */
 int clinic_db_select(clinic_db_t *db, clinic_sql_t q, const char **args,
