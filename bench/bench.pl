@@ -14,6 +14,7 @@
 # BENCH_SKIP ("throughput mem cg tokens": parts left out), BENCH_CASES
 # (names of the cases to run, default all).
 use strict;
+use Digest::SHA ();
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../t/lib";
@@ -197,6 +198,13 @@ sub make_tokens {
     system("'$o{mkjwt}' jwks --kid bench-1 --alg RS256 '$work/keys/rsa-public.pem' > '$work/keys/jwks.json'") == 0
         or die "mkjwt jwks\n";
     system('cp', "$work/keys/jwks.json", "$work/htdocs/jwks.json");
+    # The kept last-good document of bench/conf/jwks-url.conf's URL (remote.c
+    # names it jwks-<first 16 bytes of SHA-256(URL) in hex>.json).
+    my $url = 'https://127.0.0.1:1/jwks.json';
+    mkdir "$work/kept", 0700;
+    system('cp', "$work/keys/jwks.json",
+           "$work/kept/jwks-" . substr(Digest::SHA::sha256_hex($url), 0, 32) . '.json') == 0
+        or die "bench: cannot seed the kept key document\n";
 }
 
 # ---- fixtures ----------------------------------------------------------------------
