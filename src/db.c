@@ -248,6 +248,22 @@ static void pooled_per_transaction(clinic_db_t *db)
                   "pool_mode = session");
 }
 
+/* A failure while preparing that only per-transaction pooling explains: a
+ * statement prepared a moment ago is missing (26000), or one the session
+ * never had already exists (42P05 where DEALLOCATE did not help). */
+static int pooled_symptom(clinic_db_t *db, int rv)
+{
+    char st[6];
+
+    if (!db->pgsql)
+        return 0;
+    sqlstate(apr_dbd_error(db->dbd->driver, db->dbd->handle, rv), st);
+    if (strcmp(st, "26000") != 0 && strcmp(st, "42P05") != 0)
+        return 0;
+    pooled_per_transaction(db);
+    return 1;
+}
+
 /* Prepare statement i on this session: 0, or the driver's code. A name
  * PostgreSQL still holds (42P05: a stale statement) is deallocated and
  * prepared again. */
@@ -315,7 +331,7 @@ static int prepare_session(clinic_db_t *db, const char *why)
      * reads the schema again. The other statements are prepared after it. */
     for (attempt = 0; attempt < 2; attempt++) {
         if ((rv = prepare_one(db, CLINIC_SQL_SCHEMA_GET)) != 0) {
-            if (down(db, rv))
+            if (down(db, rv) || pooled_symptom(db, rv))
                 return log_db_error(db, rv, "preparing statements"), CLINIC_DB_DOWN;
             if (!no_such_table(db, rv))
                 return report_statement(db, CLINIC_SQL_SCHEMA_GET, rv, 0);
@@ -333,7 +349,7 @@ static int prepare_session(clinic_db_t *db, const char *why)
     }
     if (rv != 0) {
         log_db_error(db, rv, stmts[CLINIC_SQL_SCHEMA_GET].label);
-        return down(db, rv) ? CLINIC_DB_DOWN : CLINIC_DB_ERROR;
+        return down(db, rv) || pooled_symptom(db, rv) ? CLINIC_DB_DOWN : CLINIC_DB_ERROR;
     }
     version = apr_dbd_get_row(db->dbd->driver, db->r->pool, res, &row, -1) == 0 &&
               (v = clinic_db_col(db, row, 0)) ? atoi(v) : 0;
@@ -342,7 +358,7 @@ static int prepare_session(clinic_db_t *db, const char *why)
     for (i = 0; i < CLINIC_SQL_COUNT; i++) {
         if (i == CLINIC_SQL_SCHEMA_GET || (rv = prepare_one(db, i)) == 0)
             continue;
-        if (down(db, rv))
+        if (down(db, rv) || pooled_symptom(db, rv))
             return log_db_error(db, rv, "preparing statements"), CLINIC_DB_DOWN;
         return report_statement(db, i, rv, version);
     }
