@@ -399,6 +399,8 @@ static void clinic_register_hooks(apr_pool_t *p)
     clinic_audit_register(p);
     /* after mod_log_config, so that purging is not counted in %D */
     ap_hook_log_transaction(clinic_idem_purge, NULL, NULL, APR_HOOK_REALLY_LAST);
+    ap_hook_translate_name(clinic_storage_note, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_map_to_storage(clinic_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
 }
 
 AP_DECLARE_MODULE(clinic) = {

@@ -53,15 +53,7 @@ static const char *query_uid(request_rec *r, int *bad)
 
 static const char *json_text(request_rec *r, json_t *v)
 {
-    char *s;
-    const char *copy;
-
-    if (!v)
-        return NULL;
-    s = json_dumps(v, JSON_COMPACT);
-    copy = s ? apr_pstrdup(r->pool, s) : NULL;
-    free(s);
-    return copy;
+    return v ? clinic_json_text(r->pool, json_incref(v)) : NULL;
 }
 
 /* What the transaction decided. */
@@ -80,7 +72,8 @@ typedef struct {
     const char *patient[11];   /* the practice_patients row */
     const char *uid;
     const char *appointment;
-    const char *answers[4];    /* serialised answer of each outcome */
+    json_t *data;              /* the patient as answered (LINKED, NOT_FOUND) */
+    const char *answer;        /* the answer given, serialised */
     clinic_idem_t *idem;
     int outcome;
 } link_work_t;
@@ -89,6 +82,26 @@ static const int outcome_status[] = {HTTP_OK, HTTP_NOT_FOUND, HTTP_FORBIDDEN, HT
 static const char *const outcome_code[] = {
     [LINKED] = "LINKED", [NOT_FOUND] = "APPOINTMENT_NOT_FOUND",
     [NOT_OWNER] = "NOT_APPOINTMENT_OWNER", [ALREADY_LINKED] = "APPOINTMENT_ALREADY_LINKED"};
+
+/* Serialise the answer of the outcome decided, and only that one (inside
+ * the transaction, so that an Idempotency-Key stores these very bytes). */
+static int decide(clinic_db_t *db, link_work_t *w, int outcome)
+{
+    json_t *body;
+
+    w->outcome = outcome;
+    if (outcome == LINKED)
+        body = json_pack("{s:b, s:O}", "success", 1, "data", w->data);
+    else if (outcome == NOT_FOUND)
+        body = json_pack("{s:b, s:s, s:s, s:O}", "success", 0,
+                         "error", "Appointment not found (patient created but not linked)",
+                         "code", "APPOINTMENT_NOT_FOUND", "data", w->data);
+    else
+        body = json_pack("{s:b, s:s, s:s}", "success", 0, "error", refusals[outcome].error,
+                         "code", refusals[outcome].code);
+    w->answer = clinic_json_text(db->r->pool, body);
+    return w->answer ? CLINIC_DB_OK : CLINIC_DB_ERROR;
+}
 
 /* Insert the patient; link it only where the appointment exists, is the
  * doctor's and is free; read the appointment only when nothing was linked.
@@ -115,16 +128,20 @@ static int link_txn(clinic_db_t *db, void *arg)
         (rc = clinic_db_exec(db, CLINIC_SQL_APPT_LINK, args, &nrows)) != CLINIC_DB_OK)
         return rc;
     if (nrows == 1) {
-        w->outcome = LINKED;
+        if ((rc = decide(db, w, LINKED)) != CLINIC_DB_OK)
+            return rc;
     } else {
         args[0] = w->appointment;
         if ((rc = clinic_db_select(db, CLINIC_SQL_APPT_GET, args, &res)) != CLINIC_DB_OK)
             return rc;
         if (clinic_db_row(db, res, &row) != 0) {
-            w->outcome = NOT_FOUND;
+            if ((rc = decide(db, w, NOT_FOUND)) != CLINIC_DB_OK)
+                return rc;
         } else {
             owner = clinic_db_col(db, row, 0);
-            w->outcome = (!owner || strcmp(owner, w->uid) != 0) ? NOT_OWNER : ALREADY_LINKED;
+            if ((rc = decide(db, w, (!owner || strcmp(owner, w->uid) != 0)
+                                        ? NOT_OWNER : ALREADY_LINKED)) != CLINIC_DB_OK)
+                return rc;
             if (!w->idem->active)
                 return clinic_db_end(db, 1);
             if ((rc = clinic_db_savepoint(db, 1)) != CLINIC_DB_OK)
@@ -132,27 +149,9 @@ static int link_txn(clinic_db_t *db, void *arg)
         }
     }
     if ((rc = clinic_idem_finish(db, w->idem, outcome_status[w->outcome],
-                                 w->answers[w->outcome])) != CLINIC_DB_OK)
+                                 w->answer)) != CLINIC_DB_OK)
         return rc;
     return clinic_db_end(db, 0);
-}
-
-/* Every answer the transaction may give, serialised before it starts. */
-static void prepare_answers(clinic_req_t *c, link_work_t *w, json_t *data)
-{
-    apr_pool_t *p = c->r->pool;
-    int i;
-
-    w->answers[LINKED] = clinic_json_text(p, json_pack("{s:b, s:O}", "success", 1, "data", data));
-    w->answers[NOT_FOUND] = clinic_json_text(p,
-        json_pack("{s:b, s:s, s:s, s:O}", "success", 0,
-                  "error", "Appointment not found (patient created but not linked)",
-                  "code", "APPOINTMENT_NOT_FOUND", "data", data));
-    for (i = NOT_OWNER; i <= ALREADY_LINKED; i++)
-        w->answers[i] = clinic_json_text(p, json_pack("{s:b, s:s, s:s}", "success", 0,
-                                                      "error", refusals[i].error,
-                                                      "code", refusals[i].code));
-    json_decref(data);
 }
 
 int clinic_link_handle(request_rec *r)
@@ -164,7 +163,7 @@ int clinic_link_handle(request_rec *r)
     link_work_t w;
     char id[CLINIC_OBJECTID_LEN + 1], created[CLINIC_ISO_MAX];
     const char *uid, *claim;
-    int rc, bad_uid, i;
+    int rc, bad_uid;
 
     if ((rc = clinic_request_begin(&c, r, CLINIC_SHAPE_ENVELOPE)) != CLINIC_GO)
         return rc;
@@ -204,10 +203,9 @@ int clinic_link_handle(request_rec *r)
     w.patient[8] = in.medical_history;
     w.patient[9] = in.current_medications;
     w.patient[10] = created;
-    prepare_answers(&c, &w, clinic_link_data(&in, id, uid));
-    for (i = 0; i < 4; i++)
-        if (!w.answers[i])
-            return clinic_fail_internal(&c, "cannot serialise the answers");
+    w.data = clinic_json_pool(r->pool, clinic_link_data(&in, id, uid));
+    if (!w.data)
+        return clinic_fail_internal(&c, "cannot build the answer");
 
     if ((rc = clinic_db_acquire(r, &db)) != CLINIC_DB_OK)
         return clinic_db_fail(&c, rc);
@@ -218,5 +216,5 @@ int clinic_link_handle(request_rec *r)
     if (w.outcome == LINKED || w.outcome == NOT_FOUND)
         clinic_audit_record(r, CLINIC_NOTE_PATIENT, id);
     c.outcome = outcome_code[w.outcome];
-    return clinic_send_text(&c, outcome_status[w.outcome], w.answers[w.outcome]);
+    return clinic_send_text(&c, outcome_status[w.outcome], w.answer);
 }

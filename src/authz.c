@@ -32,7 +32,7 @@ static ap_filter_rec_t *error_type_filter;
 
 /* The clinic handler the Location sets (SetHandler is applied only at
  * fixups, after authorization, so its expression is read here). */
-static int route_of(request_rec *r)
+int clinic_route_of(request_rec *r)
 {
     core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
     const char *h = r->handler, *err = NULL;
@@ -55,7 +55,7 @@ clinic_rstate_t *clinic_rstate(request_rec *r)
 
     if (!st) {
         st = apr_pcalloc(r->pool, sizeof *st);
-        st->route = route_of(r);
+        st->route = clinic_route_of(r);
         ap_set_module_config(r->request_config, &clinic_module, st);
     }
     return st;

@@ -136,6 +136,8 @@ typedef struct {
 /* --- authz.c: authentication once per request, Require clinic-claim --- */
 /* The request's state, made on first use. */
 clinic_rstate_t *clinic_rstate(request_rec *r);
+/* CLINIC_ROUTE_* of the handler the current per-dir config sets (not cached). */
+int clinic_route_of(request_rec *r);
 /* Verify the bearer token the first time any phase asks, remembering the
  * answer (CLINIC_AUTHN_*); on success r->user is the ClinicUserClaim. */
 int clinic_authenticate(request_rec *r);
@@ -202,6 +204,11 @@ void clinic_cors_headers(request_rec *r, const clinic_dir_conf *conf);
 /* A preflight this Location will answer 204: an authz provider may grant it
  * (a browser never sends credentials with a preflight). */
 int clinic_cors_preflight_ok(request_rec *r, const clinic_dir_conf *conf);
+
+/* --- storage.c: no DocumentRoot mapping for the clinic routes --- */
+/* translate_name (REALLY_FIRST) and map_to_storage (FIRST) hooks. */
+int clinic_storage_note(request_rec *r);
+int clinic_map_to_storage(request_rec *r);
 
 /* --- handlers --- */
 int clinic_visits_handle(request_rec *r);

@@ -22,14 +22,45 @@ json_t *clinic_json_pool(apr_pool_t *p, json_t *v)
     return v;
 }
 
+/* jansson writes the text straight into pool memory: no malloc'd buffer
+ * grown from 16 bytes and copied afterwards. */
+typedef struct {
+    apr_pool_t *p;
+    char *buf;
+    size_t len, cap;
+} pool_text_t;
+
+static int to_pool(const char *data, size_t n, void *arg)
+{
+    pool_text_t *t = arg;
+
+    if (t->len + n + 1 > t->cap) {
+        char *nbuf;
+        while (t->len + n + 1 > t->cap)
+            t->cap *= 2;
+        nbuf = apr_palloc(t->p, t->cap);
+        memcpy(nbuf, t->buf, t->len);
+        t->buf = nbuf;
+    }
+    memcpy(t->buf + t->len, data, n);
+    t->len += n;
+    return 0;
+}
+
 char *clinic_json_text(apr_pool_t *p, json_t *body)
 {
-    char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
-    char *copy = text ? apr_pstrdup(p, text) : NULL;
+    pool_text_t t = {p, NULL, 0, 1024};
+    int rc;
 
-    free(text);
+    if (!body)
+        return NULL;
+    t.buf = apr_palloc(p, t.cap);
+    rc = json_dump_callback(body, to_pool, &t, JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(body);
-    return copy;
+    if (rc != 0)
+        return NULL;
+    t.buf[t.len] = '\0';
+    return t.buf;
 }
 
 /* The /visits outcome word for an answer's status. */

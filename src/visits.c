@@ -69,26 +69,26 @@ static json_t *patient_json(clinic_req_t *c, clinic_db_t *db, apr_dbd_row_t *row
     pk = apr_atoi64(id);
     pid = apr_psprintf(r->pool, "%s%04" APR_INT64_T_FMT, prefix, pk);
     p = json_object();
-    json_object_set_new(p, "model", json_string("clinicmodels.patient"));
-    json_object_set_new(p, "pk", json_integer(pk));
-    json_object_set_new(p, "village_prefix", dbstr(prefix, &bad));
-    json_object_set_new(p, "name", dbstr(name, &bad));
-    json_object_set_new(p, "identification_number", dbstr(clinic_db_col(db, row, P_IDNUM), &bad));
-    json_object_set_new(p, "contact_no", dbstr(contact, &bad));
-    json_object_set_new(p, "gender", dbstr(clinic_db_col(db, row, P_GENDER), &bad));
-    json_object_set_new(p, "date_of_birth", json_string(iso));
-    json_object_set_new(p, "poor", dbstr(clinic_db_col(db, row, P_POOR), &bad));
-    json_object_set_new(p, "bs2", dbstr(clinic_db_col(db, row, P_BS2), &bad));
-    json_object_set_new(p, "sabai", dbstr(clinic_db_col(db, row, P_SABAI), &bad));
-    json_object_set_new(p, "drug_allergy", dbstr(clinic_db_col(db, row, P_ALLERGY), &bad));
-    json_object_set_new(p, "face_encodings", dbstr(clinic_db_col(db, row, P_FACE), &bad));
-    json_object_set_new(p, "picture",
+    json_object_set_new_nocheck(p, "model", json_string_nocheck("clinicmodels.patient"));
+    json_object_set_new_nocheck(p, "pk", json_integer(pk));
+    json_object_set_new_nocheck(p, "village_prefix", dbstr(prefix, &bad));
+    json_object_set_new_nocheck(p, "name", dbstr(name, &bad));
+    json_object_set_new_nocheck(p, "identification_number", dbstr(clinic_db_col(db, row, P_IDNUM), &bad));
+    json_object_set_new_nocheck(p, "contact_no", dbstr(contact, &bad));
+    json_object_set_new_nocheck(p, "gender", dbstr(clinic_db_col(db, row, P_GENDER), &bad));
+    json_object_set_new_nocheck(p, "date_of_birth", json_string_nocheck(iso));
+    json_object_set_new_nocheck(p, "poor", dbstr(clinic_db_col(db, row, P_POOR), &bad));
+    json_object_set_new_nocheck(p, "bs2", dbstr(clinic_db_col(db, row, P_BS2), &bad));
+    json_object_set_new_nocheck(p, "sabai", dbstr(clinic_db_col(db, row, P_SABAI), &bad));
+    json_object_set_new_nocheck(p, "drug_allergy", dbstr(clinic_db_col(db, row, P_ALLERGY), &bad));
+    json_object_set_new_nocheck(p, "face_encodings", dbstr(clinic_db_col(db, row, P_FACE), &bad));
+    json_object_set_new_nocheck(p, "picture",
                         picture_url(r, c->conf, clinic_db_col(db, row, P_PICTURE), &bad));
-    json_object_set_new(p, "filter_string",
+    json_object_set_new_nocheck(p, "filter_string",
                         dbstr(apr_pstrcat(r->pool, pid, prefix, id, " ",
                                           contact ? contact : "", " ", name, NULL), &bad));
-    json_object_set_new(p, "patient_id", dbstr(pid, &bad));
-    json_object_set_new(p, "confidence", json_string(""));
+    json_object_set_new_nocheck(p, "patient_id", dbstr(pid, &bad));
+    json_object_set_new_nocheck(p, "confidence", json_string_nocheck(""));
     if (bad) {
         json_decref(p);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(10521)
@@ -142,10 +142,10 @@ static int insert_visit(clinic_db_t *db, void *arg)
         return CLINIC_DB_ERROR;
     w->visit_id = apr_pstrdup(db->r->pool, id);
     visit = json_object();
-    json_object_set_new(visit, "id", json_integer(apr_atoi64(id)));
-    json_object_set(visit, "patient", w->patient_json);
-    json_object_set_new(visit, "date", json_string(w->date));
-    json_object_set_new(visit, "status", json_string(w->args[2]));
+    json_object_set_new_nocheck(visit, "id", json_integer(apr_atoi64(id)));
+    json_object_set_nocheck(visit, "patient", w->patient_json);
+    json_object_set_new_nocheck(visit, "date", json_string_nocheck(w->date));
+    json_object_set_new_nocheck(visit, "status", json_string(w->args[2]));
     w->answer = clinic_json_text(db->r->pool, json_pack("[o]", visit));
     if (!w->answer)
         return CLINIC_DB_ERROR;
