@@ -17,7 +17,7 @@ APXS    ?= apxs
 CC      ?= cc
 WARN     = -Wall -Wextra
 SRC      = src/add_and_link.c src/b64url.c src/cors.c src/datetime.c src/db.c src/idempotency.c src/jwk.c \
-           src/metrics.c src/objectid.c src/purge.c src/request.c src/respond.c src/startup.c src/storage.c src/token.c \
+           src/metrics.c src/objectid.c src/purge.c src/request.c src/respond.c src/config.c src/storage.c src/token.c \
            src/validate.c src/visits.c \
            src/keyset.c src/remote.c src/audit.c src/authz.c src/claims.c
 HDR      = $(wildcard src/*.h)

@@ -1,8 +1,8 @@
 /*
  * mod_clinic: shared types of the httpd-facing code.
  *
- * The per-directory configuration, the per-request context, and the
- * prototypes that mod_clinic.c (module record and hooks) wires together.
+ * The per-request context and the prototypes of the request layer; the
+ * configuration is config.h's, the logging macros log.h's.
  */
 #ifndef CLINIC_H
 #define CLINIC_H
@@ -14,81 +14,16 @@
 
 #include <jansson.h>
 
-#include "jwk.h"
+#include "config.h"
+#include "log.h"
 #include "keyset.h"
 #include "token.h"
 
-/* mod_clinic.c's AP_DECLARE_MODULE declares it there. */
-#if defined(APLOG_USE_MODULE) && !defined(CLINIC_MAIN_FILE)
-APLOG_USE_MODULE(clinic);
-#endif
 
 extern module AP_MODULE_DECLARE_DATA clinic_module;
 
-#define CLINIC_HANDLER_VISITS "clinic-visits"
-#define CLINIC_HANDLER_LINK   "clinic-add-and-link"
-
-#define CLINIC_UNSET (-1)
-#define CLINIC_DEFAULT_LEEWAY 60
-#define CLINIC_DEFAULT_MAX_BODY 65536
-#define CLINIC_DEFAULT_UID_CLAIM "sub"
-#define CLINIC_DEFAULT_USER_CLAIM "sub"
-#define CLINIC_DEFAULT_IDEM_TTL 86400
-#define CLINIC_DEFAULT_CORS_MAX_AGE 600
 #define CLINIC_RETRY_AFTER "5"
 
-/* Key material, read once when the configuration is read. */
-typedef struct {
-    const char *path;          /* file it came from, for messages */
-    int is_jwks;
-    unsigned char *key;        /* ClinicJWTKeyFile contents */
-    size_t key_len;
-    clinic_jwk_t *jwks;        /* ClinicJWKSFile keys */
-    size_t njwks;
-    clinic_keyset_t *sets[9];  /* ready-to-verify, per algorithm (keyset.c's index) */
-    const char *url;           /* ClinicJWKSURL / ClinicOIDCIssuer: fetched (remote.c) */
-    int oidc;                  /* url is an issuer: discovery first */
-} clinic_keysrc_t;
-
-/* Per-directory configuration; every field has an unset state so that a
- * <Location> inherits what it does not set. */
-typedef struct {
-    int auth;                          /* CLINIC_UNSET, 0 off, 1 jwt */
-    const char *alg;                   /* ClinicJWTAlgorithm, NULL unset */
-    const clinic_keysrc_t *keys;       /* NULL unset */
-    const char *issuer;                /* NULL unset */
-    const char *audience;              /* NULL unset */
-    long leeway;                       /* CLINIC_UNSET */
-    const char *uid_claim;             /* NULL unset; "" = none */
-    apr_off_t max_body;                /* CLINIC_UNSET */
-    int time_offset;                   /* seconds east of UTC */
-    int time_offset_set;
-    const char *picture_base;          /* NULL unset */
-    long idem_ttl;                     /* CLINIC_UNSET */
-    apr_array_header_t *cors_origins;  /* const char *; NULL unset, empty = none */
-    long cors_max_age;                 /* CLINIC_UNSET */
-    /* keys fetched from a provider (remote.c) */
-    long jwks_refresh;                 /* ClinicJWKSRefresh, CLINIC_UNSET */
-    const char *tls_ca_file;           /* ClinicTLSCAFile, NULL: the system's store */
-    const char *jwks_cache_dir;        /* ClinicJWKSCacheDir, NULL: runtime dir */
-    const char *user_claim;            /* ClinicUserClaim, NULL unset */
-} clinic_dir_conf;
-
-/* Effective values with the defaults applied. */
-#define CLINIC_AUTH_ON(c)   ((c)->auth != 0)
-#define CLINIC_LEEWAY(c)    ((c)->leeway == CLINIC_UNSET ? CLINIC_DEFAULT_LEEWAY : (c)->leeway)
-#define CLINIC_MAX_BODY(c)  ((c)->max_body == CLINIC_UNSET ? CLINIC_DEFAULT_MAX_BODY : (c)->max_body)
-#define CLINIC_UID_CLAIM(c) ((c)->uid_claim ? (c)->uid_claim : CLINIC_DEFAULT_UID_CLAIM)
-#define CLINIC_IDEM_TTL(c)  ((c)->idem_ttl == CLINIC_UNSET ? CLINIC_DEFAULT_IDEM_TTL : (c)->idem_ttl)
-#define CLINIC_CORS_MAX_AGE(c) \
-    ((c)->cors_max_age == CLINIC_UNSET ? CLINIC_DEFAULT_CORS_MAX_AGE : (c)->cors_max_age)
-#define CLINIC_DEFAULT_JWKS_REFRESH 3600
-#define CLINIC_JWKS_REFRESH(c) \
-    ((c)->jwks_refresh == CLINIC_UNSET ? CLINIC_DEFAULT_JWKS_REFRESH : (c)->jwks_refresh)
-#define CLINIC_USER_CLAIM(c) ((c)->user_claim ? (c)->user_claim : CLINIC_DEFAULT_USER_CLAIM)
-
-void *clinic_create_dir_conf(apr_pool_t *p, char *dir);
-void *clinic_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
 
 /* Which error shape a route answers in. */
 typedef enum {
@@ -244,7 +179,5 @@ clinic_keyset_t *clinic_keysrc_set(const clinic_keysrc_t *k, const char *alg, ch
 /* --- purge.c: after the answer, delete a batch of expired Idempotency-Key rows --- */
 int clinic_idem_purge(request_rec *r);
 
-/* --- startup.c: configuration checks at check_config time --- */
-int clinic_check_locations(apr_pool_t *p, server_rec *s, int *found);
 
 #endif

@@ -31,15 +31,16 @@ static const struct {
     { "P-521", "secp521r1", 521 },
 };
 
+const char *const clinic_jwt_algs[] = { "HS256", "HS384", "HS512", "RS256", "RS384",
+                                        "RS512", "ES256", "ES384", "ES512", NULL };
+
 /* "HS256".."ES512" -> 0..8 (family = i / 3: HS, RS, ES; curve or hash size = i % 3), else -1 */
 static int alg_index(const char *alg)
 {
-    static const char *const names[] = { "HS256", "HS384", "HS512", "RS256", "RS384",
-                                         "RS512", "ES256", "ES384", "ES512" };
     int i;
 
-    for (i = 0; alg && i < 9; i++)
-        if (!strcmp(alg, names[i]))
+    for (i = 0; alg && clinic_jwt_algs[i]; i++)
+        if (!strcmp(alg, clinic_jwt_algs[i]))
             return i;
     return -1;
 }

@@ -3,6 +3,10 @@
 
 #include <stddef.h>
 
+/* The JWT algorithms the module knows, NULL-terminated: the one list
+ * (ClinicJWTAlgorithm takes exactly these). */
+extern const char *const clinic_jwt_algs[];
+
 typedef enum { CLINIC_KTY_RSA = 1, CLINIC_KTY_EC, CLINIC_KTY_OCT } clinic_kty_t;
 
 typedef struct {
