@@ -15,13 +15,8 @@
 
 APXS    ?= apxs
 CC      ?= cc
+AR      ?= ar
 WARN     = -Wall -Wextra
-SRC      = src/add_and_link.c src/b64url.c src/cors.c src/datetime.c src/db.c src/idempotency.c src/jwk.c \
-           src/metrics.c src/objectid.c src/purge.c src/request.c src/respond.c src/config.c src/storage.c src/token.c \
-           src/validate.c src/visits.c \
-           src/keyset.c src/remote.c src/audit.c src/authz.c src/claims.c
-HDR      = $(wildcard src/*.h)
-LIBS     = -ljansson -lcrypto -lpq -lcurl
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 ifeq ($(ASAN),1)
@@ -30,10 +25,25 @@ UNIT_SAN = $(SANITIZE)
 endif
 comma := ,
 
-UNIT_CFLAGS = -std=c99 -D_GNU_SOURCE $(WARN) -Werror -O1 -g -Isrc $(UNIT_SAN)
-UNIT_TESTS  = t/unit/test_datetime t/unit/test_jwk t/unit/test_validate t/unit/test_token \
-              t/unit/test_objectid \
-              t/unit/test_claims
+# src/core/: the httpd-free core, one static library linked by the module, the
+# unit tests, the fuzz targets and tools/. Compiled without httpd's or APR's
+# include paths: an httpd header there fails the build.
+CORE_SRC    = $(wildcard src/core/*.c)
+CORE_HDR    = $(wildcard src/core/*.h)
+CORE_LIB    = src/core/libclinic-core.a
+CORE_OBJ    = $(CORE_SRC:.c=.o)
+CORE_LIBS   = -ljansson -lcrypto -lpthread
+CORE_CFLAGS = -std=c99 -D_GNU_SOURCE $(WARN) -Werror -O1 -g -fPIC $(UNIT_SAN)
+
+# src/*.c: the httpd glue, built by apxs with mod_clinic.c.
+GLUE_SRC = $(wildcard src/*.c)
+GLUE_HDR = $(wildcard src/*.h)
+LIBS     = $(CORE_LIBS) -lpq -lcurl
+
+# Unit tests and tools link the core (and libjwt: tokens minted, or compared with).
+UNIT_CFLAGS = -std=c99 -D_GNU_SOURCE $(WARN) -Werror -O1 -g -Isrc/core $(UNIT_SAN)
+UNIT_TESTS  = $(patsubst %.c,%,$(wildcard t/unit/test_*.c))
+TOOL_LIBS   = $(CORE_LIB) -ljwt $(CORE_LIBS)
 
 .PHONY: all deps run test test-unit test-apache test-run fuzz farm failover bench install clean \
         FORCE deb test-package openapi-deps
@@ -44,35 +54,30 @@ UNIT_TESTS  = t/unit/test_datetime t/unit/test_jwk t/unit/test_validate t/unit/t
 
 all: mod_clinic.so tools/mkjwt tools/verifybench $(UNIT_TESTS)
 
+src/core/%.o: src/core/%.c $(CORE_HDR) .build-flags
+	$(CC) $(CORE_CFLAGS) -c -o $@ $<
+
+$(CORE_LIB): $(CORE_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
 # apxs echoes every libtool command: keep them in build.log, show warnings.
-mod_clinic.so: mod_clinic.c $(SRC) $(HDR) .build-flags
-	@echo "apxs -c mod_clinic.c src/*.c (log: build.log)"
+mod_clinic.so: mod_clinic.c $(GLUE_SRC) $(GLUE_HDR) $(CORE_HDR) $(CORE_LIB) .build-flags
+	@echo "apxs -c mod_clinic.c src/*.c $(CORE_LIB) (log: build.log)"
 	@$(APXS) -c -n clinic -o mod_clinic.la -Wc,-std=gnu99 -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql) $(addprefix -Wc$(comma),$(WARN)) \
-	    $(APXS_SAN) -Isrc mod_clinic.c $(SRC) $(LIBS) > build.log 2>&1 || { cat build.log; exit 1; }
+	    $(APXS_SAN) -Isrc -Isrc/core mod_clinic.c $(GLUE_SRC) $(CORE_LIB) $(LIBS) > build.log 2>&1 || { cat build.log; exit 1; }
 	@grep -E 'warning:|error:' build.log || true
 	@cp .libs/mod_clinic.so $@.tmp && mv -f $@.tmp $@   # never rewrite a loaded .so in place
 
-tools/mkjwt: tools/mkjwt.c src/b64url.c src/b64url.h .build-flags
-	$(CC) $(UNIT_CFLAGS) -o $@ tools/mkjwt.c src/b64url.c -ljwt -ljansson -lcrypto
+tools/mkjwt: tools/mkjwt.c $(CORE_LIB) $(CORE_HDR) .build-flags
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(TOOL_LIBS)
 
 # CPU per never-seen token, the module's verifier against libjwt's (-O2 like the module).
-tools/verifybench: tools/verifybench.c src/token.c src/keyset.c src/jwk.c src/b64url.c \
-                   src/token.h src/keyset.h .build-flags
-	$(CC) $(subst -O1,-O2,$(UNIT_CFLAGS)) -o $@ $(filter %.c,$^) -ljwt -ljansson -lcrypto -lpthread
+tools/verifybench: tools/verifybench.c $(CORE_LIB) $(CORE_HDR) .build-flags
+	$(CC) $(subst -O1,-O2,$(UNIT_CFLAGS)) -o $@ $< $(TOOL_LIBS)
 
-t/unit/test_datetime: .build-flags t/unit/test_datetime.c src/datetime.c src/datetime.h
-	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -lcmocka
-t/unit/test_jwk: .build-flags t/unit/test_jwk.c src/jwk.c src/b64url.c src/jwk.h src/b64url.h
-	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -ljansson -lcrypto -lcmocka
-t/unit/test_validate: .build-flags t/unit/test_validate.c src/validate.c src/datetime.c src/validate.h
-	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -ljansson -lcmocka
-t/unit/test_token: .build-flags t/unit/test_token.c src/token.c src/keyset.c src/jwk.c src/b64url.c \
-                   src/token.h src/keyset.h
-	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -ljwt -ljansson -lcrypto -lcmocka -lpthread
-t/unit/test_objectid: .build-flags t/unit/test_objectid.c src/objectid.c src/objectid.h
-	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -lcrypto -lcmocka -lpthread
-t/unit/test_claims: .build-flags t/unit/test_claims.c src/claims.c src/claims.h
-	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.c,$^) -ljansson -lcmocka
+t/unit/test_%: t/unit/test_%.c $(CORE_LIB) $(CORE_HDR) .build-flags
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(TOOL_LIBS) -lcmocka
 
 deps:
 	./scripts/deps.sh
@@ -101,9 +106,23 @@ test-package: deps
 test-run:
 	./scripts/run-test.sh
 
-# libFuzzer targets (clang); FUZZ_SECONDS each, 30 in make test.
+# libFuzzer targets (clang); FUZZ_SECONDS each, 30 in make test. They link the
+# same core, built again with coverage and sanitizers.
 FUZZ_SECONDS ?= 120
-fuzz:
+FUZZ_CC      ?= clang
+FUZZ_CFLAGS   = -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+                -fno-omit-frame-pointer -std=c99 -D_GNU_SOURCE $(WARN)
+FUZZ_LIB      = t/fuzz/bin/libclinic-core.a
+
+t/fuzz/bin/core/%.o: src/core/%.c $(CORE_HDR)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_LIB): $(CORE_SRC:src/core/%.c=t/fuzz/bin/core/%.o)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+fuzz: $(FUZZ_LIB)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) ./scripts/fuzz.sh
 
 # Two nodes behind a mod_proxy_balancer front and one PostgreSQL: t/farm/*.t (~65 s).
@@ -142,5 +161,6 @@ install: mod_clinic.so
 
 clean:
 	rm -rf .libs src/.libs *.la *.lo *.o *.slo src/*.lo src/*.o src/*.slo src/*.la \
+	    src/core/*.o $(CORE_LIB) \
 	    mod_clinic.so build.log .build-flags tools/mkjwt tools/verifybench $(UNIT_TESTS) t/fuzz/bin t/fuzz/crashes \
 	    libapache2-mod-clinic_*.deb

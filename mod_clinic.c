@@ -8,7 +8,7 @@
  */
 #define CLINIC_MAIN_FILE
 #include "src/clinic.h"
-#include "src/objectid.h"
+#include "src/core/objectid.h"
 #include "src/metrics.h"
 #include "http_protocol.h"
 #include "http_request.h"

@@ -29,33 +29,21 @@ case $seconds in
 esac
 cc=${FUZZ_CC:-clang}
 cflags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
-cflags="$cflags -fno-omit-frame-pointer -std=c99 -D_GNU_SOURCE -Wall -Wextra -Isrc"
+cflags="$cflags -fno-omit-frame-pointer -std=c99 -D_GNU_SOURCE -Wall -Wextra -Isrc/core"
 bindir=t/fuzz/bin
 crashdir=t/fuzz/crashes
 
-# Sources and libraries per target.
-srcs() {
-    case $1 in
-    visits | link) echo "src/validate.c src/datetime.c" ;;
-    dates) echo "src/datetime.c" ;;
-    token) echo "src/token.c src/keyset.c src/jwk.c src/b64url.c" ;;
-    *) return 1 ;;
-    esac
-}
-libs() {
-    case $1 in
-    visits | link) echo "-ljansson" ;;
-    dates) echo "" ;;
-    token) echo "-ljwt -ljansson -lcrypto -lpthread" ;;
-    esac
-}
+# Every target links the core library built for fuzzing (make t/fuzz/bin/libclinic-core.a).
+lib=$bindir/libclinic-core.a
+libs="-ljwt -ljansson -lcrypto -lpthread"
 
 if [ $# -eq 0 ]; then
     set -- visits link dates token
 fi
 for t in "$@"; do
-    srcs "$t" >/dev/null || { echo "fuzz: unknown target '$t' (visits link dates token)" >&2; exit 2; }
+    [ -f "t/fuzz/fuzz_$t.c" ] || { echo "fuzz: unknown target '$t' (visits link dates token)" >&2; exit 2; }
 done
+${MAKE:-make} -s "$lib" FUZZ_CC="$cc" || exit 2
 
 mkdir -p "$bindir" "$crashdir" || exit 2
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/clinic-fuzz.XXXXXX") || exit 2
@@ -73,8 +61,8 @@ summary=
 for t in "$@"; do
     bin=$bindir/fuzz_$t
     echo "== fuzz_$t: build"
-    # shellcheck disable=SC2046,SC2086  # word splitting of flags, sources and libraries is wanted
-    if ! $cc $cflags -o "$bin" "t/fuzz/fuzz_$t.c" $(srcs "$t") $(libs "$t"); then
+    # shellcheck disable=SC2086  # word splitting of flags and libraries is wanted
+    if ! $cc $cflags -o "$bin" "t/fuzz/fuzz_$t.c" "$lib" $libs; then
         failed=$((failed + 1))
         summary="$summary
 fuzz_$t: BUILD FAILED"

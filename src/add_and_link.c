@@ -9,8 +9,8 @@
 #include "db.h"
 #include "idempotency.h"
 #include "objectid.h"
+#include "query.h"
 #include "http_protocol.h"
-#include "util_script.h"
 #include "validate.h"
 
 static const char *const step_codes[] = {
@@ -20,33 +20,23 @@ static const char *const step_codes[] = {
     [CLINIC_LINK_INVALID_FIELD] = "INVALID_FIELD",
 };
 
-/* The uid= of the query string, percent-decoded; *bad is 1 when its
- * encoding is broken (the raw text is returned then), 2 when uid is given
- * more than once (ambiguous: the first is returned). */
+/* The uid= of the query string, percent-decoded (query.h); *bad is 1 when
+ * its encoding is broken (the raw text is returned then), 2 when uid is
+ * given more than once (ambiguous: the first is returned). */
 static const char *query_uid(request_rec *r, int *bad)
 {
-    const char *q = r->args, *found = NULL;
+    size_t n;
+    int count;
+    const char *raw = clinic_query_param(r->args, "uid", &n, &count);
     char *v;
 
-    *bad = 0;
-    while (q && *q) {
-        const char *end = q + strcspn(q, "&;");
-        if (!strncmp(q, "uid=", 4) || (end - q == 3 && !strncmp(q, "uid", 3))) {
-            if (found) {
-                *bad = 2;
-                break;
-            }
-            found = q;
-        }
-        q = *end ? end + 1 : end;
-    }
-    if (!found)
+    *bad = count > 1 ? 2 : 0;
+    if (!raw)
         return NULL;
-    q = found[3] == '=' ? found + 4 : found + 3;
-    v = apr_pstrmemdup(r->pool, q, strcspn(q, "&;"));
-    if (ap_unescape_urlencoded(v) != OK) {
+    v = apr_pstrmemdup(r->pool, raw, n);
+    if (clinic_form_decode(v) != 0) {
         *bad = *bad ? *bad : 1;
-        return apr_pstrmemdup(r->pool, q, strcspn(q, "&;"));
+        return apr_pstrmemdup(r->pool, raw, n);
     }
     return v;
 }

@@ -34,6 +34,7 @@
 #include <libpq-fe.h>
 
 #include "db.h"
+#include "sqlstate.h"
 #include "metrics.h"
 #include "http_protocol.h"
 #include "apr_atomic.h"
@@ -105,31 +106,6 @@ int clinic_db_init(server_rec *s, int needed)
     return HTTP_INTERNAL_SERVER_ERROR;
 }
 
-/* The SQLSTATE of a verbose libpq message ("ERROR:  57014: ..."), or "". */
-static void sqlstate(const char *msg, char out[6])
-{
-    const char *p = msg ? strstr(msg, ":  ") : NULL;
-
-    out[0] = '\0';
-    if (p && strlen(p + 3) > 5 && p[8] == ':')
-        apr_cpystrn(out, p + 3, 6);
-}
-
-/* Errors that say "try again later" rather than "this request is wrong". */
-static int transient(const char *st)
-{
-    static const char *const codes[] = {"57014", "55P03", "40001", "40P01", "57P01",
-                                        "57P02", "57P03", NULL};
-    int i;
-
-    if (!strncmp(st, "08", 2) || !strncmp(st, "53", 2))
-        return 1;
-    for (i = 0; codes[i]; i++)
-        if (!strcmp(st, codes[i]))
-            return 1;
-    return 0;
-}
-
 /* Log a driver error: its first line only, since PostgreSQL's DETAIL lines
  * may quote row values (patient data). */
 static const char *log_db_error(clinic_db_t *db, int rv, const char *what)
@@ -157,8 +133,8 @@ static int down(clinic_db_t *db, int rv)
         return rv == 5 || rv == 6;   /* SQLITE_BUSY, SQLITE_LOCKED */
     if (PQstatus(apr_dbd_native_handle(db->dbd->driver, db->dbd->handle)) == CONNECTION_BAD)
         return 1;
-    sqlstate(apr_dbd_error(db->dbd->driver, db->dbd->handle, rv), st);
-    return transient(st);
+    clinic_sqlstate(apr_dbd_error(db->dbd->driver, db->dbd->handle, rv), st);
+    return clinic_sqlstate_is_transient(st);
 }
 
 /* The wrong database is logged at error level once per process and
@@ -257,7 +233,7 @@ static int pooled_symptom(clinic_db_t *db, int rv)
 
     if (!db->pgsql)
         return 0;
-    sqlstate(apr_dbd_error(db->dbd->driver, db->dbd->handle, rv), st);
+    clinic_sqlstate(apr_dbd_error(db->dbd->driver, db->dbd->handle, rv), st);
     if (strcmp(st, "26000") != 0 && strcmp(st, "42P05") != 0)
         return 0;
     pooled_per_transaction(db);
@@ -276,7 +252,7 @@ static int prepare_one(clinic_db_t *db, int i)
     rv = apr_dbd_prepare(db->dbd->driver, db->dbd->pool, db->dbd->handle,
                          stmts[i].sql, stmts[i].label, &p);
     if (rv != 0 && db->pgsql) {
-        sqlstate(apr_dbd_error(db->dbd->driver, db->dbd->handle, rv), st);
+        clinic_sqlstate(apr_dbd_error(db->dbd->driver, db->dbd->handle, rv), st);
         if (!strcmp(st, "42P05") && db->missing)   /* after 26000 a session has none */
             pooled_per_transaction(db);
         if (!strcmp(st, "42P05") &&
@@ -300,7 +276,7 @@ static int no_such_table(clinic_db_t *db, int rv)
 
     if (!db->pgsql)
         return msg && !strncmp(msg, "no such table", 13);
-    sqlstate(msg, st);
+    clinic_sqlstate(msg, st);
     return !strcmp(st, "42P01");
 }
 
@@ -436,7 +412,7 @@ static int classify(clinic_db_t *db, int rv, const char *what, int repeatable, i
             return rc == CLINIC_DB_SCHEMA ? rc : CLINIC_DB_DOWN;
         return repeatable && !db->retried ? CLINIC_DB_RETRY : CLINIC_DB_DOWN;
     }
-    sqlstate(msg, st);
+    clinic_sqlstate(msg, st);
     if (!strcmp(st, "25006")) {   /* the server no longer accepts writes */
         clinic_metric_db_error(CLINIC_DBERR_UNAVAILABLE);
         return read_only(db);
@@ -456,10 +432,10 @@ static int classify(clinic_db_t *db, int rv, const char *what, int repeatable, i
         return stale(db, rv, what, msg);
     }
     log_db_error(db, rv, what);
-    clinic_metric_db_error(!transient(st) ? CLINIC_DBERR_OTHER
+    clinic_metric_db_error(!clinic_sqlstate_is_transient(st) ? CLINIC_DBERR_OTHER
                            : (!strcmp(st, "57014") || !strcmp(st, "55P03"))
                                ? CLINIC_DBERR_TIMEOUT : CLINIC_DBERR_UNAVAILABLE);
-    return transient(st) ? CLINIC_DB_DOWN : CLINIC_DB_ERROR;
+    return clinic_sqlstate_is_transient(st) ? CLINIC_DB_DOWN : CLINIC_DB_ERROR;
 }
 
 /* Registered after mod_dbd's own release cleanup, so it runs first: a

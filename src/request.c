@@ -9,6 +9,7 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "util_filter.h"
+#include "mediatype.h"
 #include "validate.h"
 
 static int check_method(clinic_req_t *c)
@@ -60,42 +61,13 @@ static int check_auth(clinic_req_t *c)
     }
 }
 
-/* application/json, optionally with charset=utf-8 (any case, quoted or not). */
+/* application/json, optionally with charset=utf-8 (mediatype.h). */
 static int check_media_type(clinic_req_t *c)
 {
     request_rec *r = c->r;
     const char *ct = apr_table_get(r->headers_in, "Content-Type");
-    const char *p;
-    int ok = 0;
 
-    if (ct) {
-        p = ct + strspn(ct, " \t");
-        if (strncasecmp(p, "application/json", 16) == 0) {
-            p += 16;
-            p += strspn(p, " \t");
-            ok = (*p == '\0' || *p == ';');
-            while (ok && *p == ';') {
-                const char *name = ++p, *val, *end;
-                name += strspn(name, " \t");
-                end = strchr(name, ';');
-                if (!end)
-                    end = name + strlen(name);
-                if (strncasecmp(name, "charset", 7) == 0) {
-                    val = name + 7 + strspn(name + 7, " \t");
-                    if (*val != '=') {
-                        ok = 0;
-                        break;
-                    }
-                    val++;
-                    val += strspn(val, " \t\"");
-                    ok = strncasecmp(val, "utf-8", 5) == 0 &&
-                         (val + 5 + strspn(val + 5, " \t\"")) == end;
-                }
-                p = end;
-            }
-        }
-    }
-    if (ok)
+    if (clinic_media_type_is_json(ct))
         return CLINIC_GO;
     return clinic_fail(c, HTTP_UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE",
                        apr_psprintf(r->pool, "Unsupported media type \"%s\" in request.",

@@ -5,21 +5,25 @@
 
 #include "query.h"
 
-const char *clinic_query_param(const char *query, const char *name, size_t *len)
+const char *clinic_query_param(const char *query, const char *name, size_t *len, int *count)
 {
     size_t n = strlen(name);
-    const char *q = query;
+    const char *q = query, *found = NULL;
 
+    *count = 0;
     while (q && *q) {
         const char *end = q + strcspn(q, "&;");
 
-        if (!strncmp(q, name, n) && q[n] == '=') {
-            *len = (size_t)(end - q - n - 1);
-            return q + n + 1;
+        if (!strncmp(q, name, n) && (q[n] == '=' || q + n == end)) {
+            if (!found) {
+                found = q[n] == '=' ? q + n + 1 : q + n;
+                *len = (size_t)(end - found);
+            }
+            ++*count;
         }
         q = *end ? end + 1 : end;
     }
-    return NULL;
+    return found;
 }
 
 static int hexval(char c)

@@ -12,27 +12,31 @@
 
 static void test_param(void **state)
 {
-    static const struct { const char *q, *want; } cases[] = {
-        {"uid=doc1", "doc1"},
-        {"a=1&uid=doc2&uid=other", "doc2"},     /* the first one */
-        {"a=1;uid=doc3", "doc3"},
-        {"uid=", ""},
-        {"uid=a%20b+c", "a%20b+c"},             /* raw, still encoded */
-        {"xuid=1&uid=2", "2"},
-        {"uidx=1", NULL},
-        {"uid", NULL},
-        {"UID=1", NULL},
-        {"", NULL},
-        {"&&uid=4&", "4"},
-        {NULL, NULL},
+    static const struct { const char *q, *want; int count; } cases[] = {
+        {"uid=doc1", "doc1", 1},
+        {"a=1&uid=doc2&uid=other", "doc2", 2},  /* the first one; given twice */
+        {"a=1;uid=doc3", "doc3", 1},
+        {"uid=", "", 1},
+        {"uid", "", 1},                          /* a bare name: empty */
+        {"uid&uid=x;uid", "", 3},
+        {"uid=a%20b+c", "a%20b+c", 1},           /* raw, still encoded */
+        {"xuid=1&uid=2", "2", 1},
+        {"uidx=1", NULL, 0},
+        {"uidx", NULL, 0},
+        {"UID=1", NULL, 0},
+        {"", NULL, 0},
+        {"&&uid=4&", "4", 1},
+        {NULL, NULL, 0},
     };
     size_t i, len;
+    int count;
     const char *v;
 
     (void)state;
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         print_message("%s\n", cases[i].q ? cases[i].q : "(null)");
-        v = clinic_query_param(cases[i].q, "uid", &len);
+        v = clinic_query_param(cases[i].q, "uid", &len, &count);
+        assert_int_equal(count, cases[i].count);
         if (!cases[i].want) {
             assert_null(v);
             continue;
