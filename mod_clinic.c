@@ -44,8 +44,7 @@ static void clinic_child_init(apr_pool_t *p, server_rec *s)
 {
     (void)p;
     if (clinic_objectid_init() != 0)
-        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s, APLOGNO(10540)
-                     "clinic: no randomness for ObjectIds");
+        clinic_slog(s, APLOG_CRIT, errno, "no randomness for ObjectIds");
     clinic_remote_child_init(p, s);
 }
 

@@ -134,7 +134,7 @@ int clinic_authenticate(request_rec *r)
     pol.issuer = conf->issuer ? conf->issuer : conf->keys->oidc ? conf->keys->url : NULL;
     pol.audience = conf->audience;
     pol.leeway = CLINIC_LEEWAY(conf);
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "clinic: verifying the bearer token");
+    clinic_debug(r, "verifying the bearer token");
     rc = clinic_token_verify_cached(&pol, tok, len, now, &st->claims, &why);
     if (rc == CLINIC_TOKEN_UNKNOWN_KID && rem && clinic_remote_refetch(rem, set)) {
         clinic_keyset_unref(set);
@@ -144,8 +144,7 @@ int clinic_authenticate(request_rec *r)
     if (rem)
         clinic_keyset_unref(set);
     if (rc != 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(10503)
-                      "clinic: token rejected: %s", why);
+        clinic_info(r, "token rejected: %s", why);
         clinic_metric_token(why);
         return st->authn = CLINIC_AUTHN_BAD;
     }
@@ -215,9 +214,9 @@ static authz_status claim_check(request_rec *r, const char *line, const void *pa
 
     (void)line;
     if (!st->route) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "clinic: Require clinic-claim outside a clinic handler's Location: "
-                      "denied");
+        clinic_error(r,
+                     "Require clinic-claim outside a clinic handler's Location: "
+                     "denied");
         return AUTHZ_DENIED;
     }
     /* The handler answers anything but POST with 405, before authentication
@@ -232,17 +231,17 @@ static authz_status claim_check(request_rec *r, const char *line, const void *pa
     case CLINIC_AUTHN_KEYS_WAIT:
         return AUTHZ_DENIED_NO_USER;     /* authentication answers 401 (503) */
     case CLINIC_AUTHN_OFF:
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "clinic: Require clinic-claim with ClinicAuth off: no claims, denied");
+        clinic_error(r,
+                     "Require clinic-claim with ClinicAuth off: no claims, denied");
         return AUTHZ_DENIED;
     default:
         return AUTHZ_GENERAL_ERROR;
     }
     if (clinic_claim_has(st->claims, rule->name, rule->values, rule->n))
         return AUTHZ_GRANTED;
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                  "clinic: claim '%s' holds none of the values Require clinic-claim asks for",
-                  rule->name);
+    clinic_info(r,
+                "claim '%s' holds none of the values Require clinic-claim asks for",
+                rule->name);
     return AUTHZ_DENIED;
 }
 
@@ -263,8 +262,8 @@ static int check_user_id(request_rec *r)
     case CLINIC_AUTHN_OK:
         if (r->user)
             return OK;
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "clinic: the token has no usable user claim: no user");
+        clinic_info(r,
+                    "the token has no usable user claim: no user");
         return HTTP_FORBIDDEN;
     case CLINIC_AUTHN_NONE:
     case CLINIC_AUTHN_BAD:

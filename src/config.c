@@ -442,8 +442,7 @@ static int walk(apr_pool_t *p, server_rec *main_s, server_rec *s,
             (*found)++;
             why = auth_problem(p, s, effective(p, s, path, is_regex));
             if (why) {
-                ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, APLOGNO(10530)
-                             "clinic: %s %s> (%s:%d): %s", d->directive, path,
+                clinic_scrit(s, "%s %s> (%s:%d): %s", d->directive, path,
                              d->filename, d->line_num, why);
                 rc = HTTP_INTERNAL_SERVER_ERROR;
             }

@@ -177,7 +177,7 @@ int clinic_cors_begin(clinic_req_t *c)
         return CLINIC_GO;
     if ((why = preflight_refusal(r, c->conf->cors_origins, method, &allow)) != NULL) {
         /* As without CORS (405), and nothing the browser could accept. */
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "clinic: CORS preflight refused: %s", why);
+        clinic_info(r, "CORS preflight refused: %s", why);
         return CLINIC_GO;
     }
     apr_table_setn(h, "Access-Control-Allow-Origin", allow);

@@ -100,8 +100,7 @@ int clinic_db_init(server_rec *s, int needed)
     dbd_acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
     if (dbd_acquire || !needed)
         return OK;
-    ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APLOGNO(10510)
-                 "clinic: mod_dbd is not loaded: add \"LoadModule dbd_module "
+    clinic_scrit(s, "mod_dbd is not loaded: add \"LoadModule dbd_module "
                  "modules/mod_dbd.so\" (Debian: a2enmod dbd) and configure DBDriver");
     return HTTP_INTERNAL_SERVER_ERROR;
 }
@@ -113,8 +112,7 @@ static const char *log_db_error(clinic_db_t *db, int rv, const char *what)
     const char *msg = apr_dbd_error(db->dbd->driver, db->dbd->handle, rv);
     size_t n = msg ? strcspn(msg, "\r\n") : 0;
 
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r, APLOGNO(10511)
-                  "clinic: %s failed (%d): %.*s", what, rv, (int)n, msg ? msg : "");
+    clinic_error(db->r, "%s failed (%d): %.*s", what, rv, (int)n, msg ? msg : "");
     return msg;
 }
 
@@ -157,25 +155,25 @@ static const char *kind(clinic_db_t *db)
 static int report_version(clinic_db_t *db, int version, int no_table)
 {
     const char *k = kind(db);
-    int level = report_level(version < 1 ? 0 : version);   /* ap_log_rerror reads it twice */
+    int level = report_level(version < 1 ? 0 : version);   /* clinic_rlog reads it twice */
 
     if (version < 1) {
-        ap_log_rerror(APLOG_MARK, level, 0, db->r,
-                      "clinic: table clinic_schema holds no version: the schema cannot be "
-                      "checked (sql/schema-%s.sql is version %d); until it is, requests "
-                      "answer 500", k, CLINIC_SCHEMA_VERSION);
+        clinic_rlog(db->r, level, 0,
+                    "table clinic_schema holds no version: the schema cannot be "
+                    "checked (sql/schema-%s.sql is version %d); until it is, requests "
+                    "answer 500", k, CLINIC_SCHEMA_VERSION);
         return CLINIC_DB_SCHEMA;
     }
-    ap_log_rerror(APLOG_MARK, level, 0, db->r,
-                  "clinic: the database schema is version %d%s and mod_clinic needs version "
-                  "%d: apply sql/upgrade/%s-%d.sql%s (README: Upgrading the schema); until "
-                  "then requests answer 500", version,
-                  no_table ? " (no clinic_schema table)" : "", CLINIC_SCHEMA_VERSION,
-                  k, version + 1,
-                  version + 1 < CLINIC_SCHEMA_VERSION
-                      ? apr_psprintf(db->r->pool, ", then each later step up to %s-%d.sql",
-                                     k, CLINIC_SCHEMA_VERSION)
-                      : "");
+    clinic_rlog(db->r, level, 0,
+                "the database schema is version %d%s and mod_clinic needs version "
+                "%d: apply sql/upgrade/%s-%d.sql%s (README: Upgrading the schema); until "
+                "then requests answer 500", version,
+                no_table ? " (no clinic_schema table)" : "", CLINIC_SCHEMA_VERSION,
+                k, version + 1,
+                version + 1 < CLINIC_SCHEMA_VERSION
+                    ? apr_psprintf(db->r->pool, ", then each later step up to %s-%d.sql",
+                                   k, CLINIC_SCHEMA_VERSION)
+                    : "");
     return CLINIC_DB_SCHEMA;
 }
 
@@ -184,13 +182,13 @@ static int report_statement(clinic_db_t *db, int i, int rv, int version)
     int n, level = report_level(CLINIC_SCHEMA_VERSION + i);
     const char *msg = first_line(apr_dbd_error(db->dbd->driver, db->dbd->handle, rv), &n);
 
-    ap_log_rerror(APLOG_MARK, level, 0, db->r,
-                  "clinic: statement %s cannot be prepared (%d): %.*s; the database%s does "
-                  "not match sql/schema-%s.sql: compare them with that file; until then "
-                  "requests answer 500", stmts[i].label, rv, n, msg,
-                  version > 0 ? apr_psprintf(db->r->pool, " (clinic_schema says version %d)",
-                                             version) : "",
-                  kind(db));
+    clinic_rlog(db->r, level, 0,
+                "statement %s cannot be prepared (%d): %.*s; the database%s does "
+                "not match sql/schema-%s.sql: compare them with that file; until then "
+                "requests answer 500", stmts[i].label, rv, n, msg,
+                version > 0 ? apr_psprintf(db->r->pool, " (clinic_schema says version %d)",
+                                           version) : "",
+                kind(db));
     return CLINIC_DB_SCHEMA;
 }
 
@@ -200,10 +198,10 @@ static int report_no_tables(clinic_db_t *db)
 {
     int level = report_level(NO_TABLES);
 
-    ap_log_rerror(APLOG_MARK, level, 0, db->r,
-                  "clinic: the database has none of mod_clinic's tables (no clinic_schema, no "
-                  "patients): create them with sql/schema-%s.sql, or point DBDParams at the "
-                  "clinic database; until then requests answer 500", kind(db));
+    clinic_rlog(db->r, level, 0,
+                "the database has none of mod_clinic's tables (no clinic_schema, no "
+                "patients): create them with sql/schema-%s.sql, or point DBDParams at the "
+                "clinic database; until then requests answer 500", kind(db));
     return CLINIC_DB_SCHEMA;
 }
 
@@ -217,11 +215,11 @@ static void pooled_per_transaction(clinic_db_t *db)
     if (said)
         return;
     said = 1;
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r,
-                  "clinic: prepared statements vanish from this database session between "
-                  "transactions: the session is pooled per transaction (PgBouncer pool_mode = "
-                  "transaction or statement), which mod_clinic does not support; use "
-                  "pool_mode = session");
+    clinic_error(db->r,
+                 "prepared statements vanish from this database session between "
+                 "transactions: the session is pooled per transaction (PgBouncer pool_mode = "
+                 "transaction or statement), which mod_clinic does not support; use "
+                 "pool_mode = session");
 }
 
 /* A failure while preparing that only per-transaction pooling explains: a
@@ -340,8 +338,7 @@ static int prepare_session(clinic_db_t *db, const char *why)
     }
     apr_hash_set(db->dbd->prepared, READY_KEY, APR_HASH_KEY_STRING, READY_KEY);
     if (why) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, db->r, APLOGNO(10514)
-                      "clinic: statements prepared again on this database session (%s)", why);
+        clinic_info(db->r, "statements prepared again on this database session (%s)", why);
         clinic_metric_db_error(CLINIC_DBERR_REPAIRED);
     }
     return CLINIC_DB_OK;
@@ -358,8 +355,8 @@ static int stale(clinic_db_t *db, int rv, const char *what, const char *msg)
         return CLINIC_DB_DOWN;
     }
     first_line(msg, &n);
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, db->r,
-                  "clinic: %s found its prepared statement stale (%d: %.*s)", what, rv, n, msg);
+    clinic_info(db->r,
+                "%s found its prepared statement stale (%d: %.*s)", what, rv, n, msg);
     db->repair = 1;
     return CLINIC_DB_RETRY;
 }
@@ -373,9 +370,9 @@ static int read_only(clinic_db_t *db)
 {
     PGconn *pg = apr_dbd_native_handle(db->dbd->driver, db->dbd->handle);
 
-    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, db->r,
-                  "clinic: the database server is read-only (standby or demoted primary): "
-                  "reconnecting; add target_session_attrs=read-write to DBDParams");
+    clinic_warn(db->r,
+                "the database server is read-only (standby or demoted primary): "
+                "reconnecting; add target_session_attrs=read-write to DBDParams");
     db->in_txn = 0;
     PQreset(pg);
     if (PQstatus(pg) == CONNECTION_OK)
@@ -459,10 +456,9 @@ int clinic_db_acquire(request_rec *r, clinic_db_t **dbp)
     db->dbd = dbd_acquire ? dbd_acquire(r) : NULL;
     if (!db->dbd) {
         static int hinted;   /* once per process */
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(10512)
-                      "clinic: no database connection from mod_dbd%s", hinted++ ? "" :
-                      " (mod_dbd says why; \"prepared statement ... already exists\" there means "
-                      "the sessions are pooled per transaction: use PgBouncer pool_mode = session)");
+        clinic_error(r, "no database connection from mod_dbd%s", hinted++ ? "" :
+                     " (mod_dbd says why; \"prepared statement ... already exists\" there means "
+                     "the sessions are pooled per transaction: use PgBouncer pool_mode = session)");
         clinic_metric_db_error(CLINIC_DBERR_UNAVAILABLE);
         return CLINIC_DB_DOWN;
     }
@@ -492,9 +488,8 @@ static apr_dbd_prepared_t *statement(clinic_db_t *db, clinic_sql_t q)
     apr_dbd_prepared_t *st = apr_hash_get(db->dbd->prepared, stmts[q].label,
                                           APR_HASH_KEY_STRING);
     if (!st)
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r, APLOGNO(10513)
-                      "clinic: statement %s is not prepared on this connection",
-                      stmts[q].label);
+        clinic_error(db->r, "statement %s is not prepared on this connection",
+                     stmts[q].label);
     return st;
 }
 

@@ -204,8 +204,8 @@ static int clinic_metrics_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_p
             attach(shm);
             return OK;
         }
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     "clinic: metrics layout changed (new module build or ServerLimit): "
+        clinic_swarn(s,
+                     "metrics layout changed (new module build or ServerLimit): "
                      "figures start from zero");
         apr_pool_userdata_set(NULL, SHM_KEY, apr_pool_cleanup_null, pp);
         apr_shm_destroy(shm);
@@ -213,9 +213,9 @@ static int clinic_metrics_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_p
     }
     rv = apr_shm_create(&shm, segment_size(nslots), NULL, pp);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
-                     "clinic: cannot create %" APR_SIZE_T_FMT " bytes of anonymous shared "
-                     "memory for metrics: metrics are off", segment_size(nslots));
+        clinic_slog(s, APLOG_ERR, rv,
+                    "cannot create %" APR_SIZE_T_FMT " bytes of anonymous shared "
+                    "memory for metrics: metrics are off", segment_size(nslots));
         return OK;
     }
     memset(apr_shm_baseaddr_get(shm), 0, segment_size(nslots));
@@ -224,9 +224,9 @@ static int clinic_metrics_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_p
     hdr->nslots = nslots;
     hdr->zeroed_at = (apr_uint64_t)apr_time_now();
     apr_pool_userdata_set(shm, SHM_KEY, apr_pool_cleanup_null, pp);
-    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
-                 "clinic: metrics in %" APR_SIZE_T_FMT " bytes of shared memory, %"
-                 APR_SIZE_T_FMT " slots", segment_size(nslots), nslots);
+    clinic_sdebug(s,
+                  "metrics in %" APR_SIZE_T_FMT " bytes of shared memory, %"
+                  APR_SIZE_T_FMT " slots", segment_size(nslots), nslots);
     return OK;
 }
 
@@ -275,12 +275,12 @@ static void unlisted(request_rec *r, const char *what, const char *value)
         return;
     warned_unlisted = 1;
     if (r)
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                      "clinic: metrics: %s '%s' is not in the metrics tables: counted as "
-                      "other (logged once per process)", what, value);
+        clinic_warn(r,
+                    "metrics: %s '%s' is not in the metrics tables: counted as "
+                    "other (logged once per process)", what, value);
     else   /* no request at hand (token and key-set calls): the main error log */
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, NULL,
-                     "clinic: metrics: %s '%s' is not in the metrics tables: counted as "
+        clinic_swarn(NULL,
+                     "metrics: %s '%s' is not in the metrics tables: counted as "
                      "other (logged once per process)", what, value);
 }
 
@@ -611,9 +611,9 @@ static int clinic_metrics_handle(request_rec *r)
         return OK;
     }
     if (!hdr) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "clinic: metrics asked for, but they are off (ClinicMetrics off, or "
-                      "no shared memory: see the start-up log)");
+        clinic_info(r,
+                    "metrics asked for, but they are off (ClinicMetrics off, or "
+                    "no shared memory: see the start-up log)");
         return HTTP_NOT_FOUND;
     }
     ap_set_content_type(r, "text/plain; version=0.0.4");

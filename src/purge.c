@@ -34,8 +34,8 @@ int clinic_idem_purge(request_rec *r)
     if (clinic_db_select(db, CLINIC_SQL_IDEM_EXPIRED, args, &res) == CLINIC_DB_OK &&
         clinic_db_row(db, res, &row) == 0 &&
         clinic_db_exec(db, CLINIC_SQL_IDEM_PURGE, args, &n) == CLINIC_DB_OK)
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                      "clinic: %d expired Idempotency-Key rows deleted", n);
+        clinic_debug(r,
+                     "%d expired Idempotency-Key rows deleted", n);
     apr_atomic_set32(&next_due, n >= CLINIC_IDEM_PURGE_BATCH ? now : now + PURGE_INTERVAL);
     apr_atomic_set32(&running, 0);
     return OK;

@@ -185,15 +185,15 @@ int clinic_remote_post_config(apr_pool_t *p, server_rec *s)
         apr_status_t rv = apr_dir_make_recursive(dir, APR_FPROT_UREAD | APR_FPROT_UWRITE |
                                                       APR_FPROT_UEXECUTE, p);
         if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
-                         "clinic: cannot create %s for the kept key documents", dir);
+            clinic_slog(s, APLOG_WARNING, rv,
+                        "cannot create %s for the kept key documents", dir);
             continue;
         }
         if ((geteuid() == 0 &&
              chown(dir, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0) ||
             chmod(dir, 0700) != 0)
-            ap_log_error(APLOG_MARK, APLOG_WARNING, errno, s,
-                         "clinic: cannot make %s the server user's, mode 0700", dir);
+            clinic_slog(s, APLOG_WARNING, errno,
+                        "cannot make %s the server user's, mode 0700", dir);
     }
     return OK;
 }
@@ -349,8 +349,8 @@ static void keep_document(const clinic_remote_t *r, const char *doc, size_t len)
             w = -1;
     }
     if (fd < 0 || w != (ssize_t)len || rename(tmp, r->path) != 0) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, errno, main_server,
-                     "clinic: cannot keep the key document of %s in %s", r->src, r->path);
+        clinic_slog(main_server, APLOG_WARNING, errno,
+                    "cannot keep the key document of %s in %s", r->src, r->path);
         if (fd >= 0)
             unlink(tmp);
     }
@@ -406,17 +406,17 @@ static void fetch(clinic_remote_t *r)
         changed = install(r, ks, b.buf, b.len);
         r->next_due = mono_now() + r->refresh;
         if (r->failing)
-            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, main_server,
-                         "clinic: keys of %s fetched again", r->src);
+            clinic_snotice(main_server,
+                           "keys of %s fetched again", r->src);
         r->failing = 0;
     } else {
         r->next_due = mono_now() + (r->refresh < RETRY_MAX ? r->refresh : RETRY_MAX);
         if (!r->failing)
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, main_server,
-                         "clinic: fetching the keys of %s%s%s%s failed: %s; %s", r->src,
-                         r->oidc ? " (" : "", r->oidc ? (url ? url : "discovery") : "",
-                         r->oidc ? ")" : "", why,
-                         r->current ? "keeping the last good keys" : "no keys yet (503)");
+            clinic_serror(main_server,
+                          "fetching the keys of %s%s%s%s failed: %s; %s", r->src,
+                          r->oidc ? " (" : "", r->oidc ? (url ? url : "discovery") : "",
+                          r->oidc ? ")" : "", why,
+                          r->current ? "keeping the last good keys" : "no keys yet (503)");
         r->failing = 1;
     }
     r->seq++;
@@ -495,8 +495,8 @@ static void load_kept(clinic_remote_t *r)
     if (buf && len && (ks = clinic_keyset_from_doc(buf, len, r->alg, why, sizeof why)))
         install(r, ks, buf, len);
     else if (buf)
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server,
-                     "clinic: kept key document %s of %s is unusable: %s", r->path, r->src,
+        clinic_swarn(main_server,
+                     "kept key document %s of %s is unusable: %s", r->path, r->src,
                      len ? why : "empty");
     free(buf);
 }
@@ -521,8 +521,8 @@ void clinic_remote_child_init(apr_pool_t *p, server_rec *s)
     }
     stopping = 0;
     if (pthread_create(&thread, NULL, run, NULL) != 0) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s,
-                     "clinic: cannot start the key fetching thread");
+        clinic_slog(s, APLOG_CRIT, errno,
+                    "cannot start the key fetching thread");
         return;
     }
     thread_running = 1;

@@ -110,8 +110,7 @@ static int read_body(clinic_req_t *c)
         apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
                                          APR_BLOCK_READ, HUGE_STRING_LEN);
         if (rv != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, APLOGNO(10504)
-                          "clinic: reading the request body failed");
+            clinic_rlog(r, APLOG_INFO, rv, "reading the request body failed");
             r->connection->keepalive = AP_CONN_CLOSE;
             return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
         }

@@ -116,8 +116,7 @@ int clinic_send_json(clinic_req_t *c, int status, json_t *body)
     char *text = clinic_json_text(c->r->pool, body);
 
     if (!text) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, c->r, APLOGNO(10501)
-                      "clinic: cannot serialise the response");
+        clinic_error(c->r, "cannot serialise the response");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return clinic_send_text(c, status, text);
@@ -143,8 +142,7 @@ int clinic_fail(clinic_req_t *c, int status, const char *code, const char *msg)
 
 int clinic_fail_internal(clinic_req_t *c, const char *why)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, c->r, APLOGNO(10502)
-                  "clinic: internal error: %s", why);
+    clinic_error(c->r, "internal error: %s", why);
     return clinic_fail(c, HTTP_INTERNAL_SERVER_ERROR, "INTERNAL_ERROR",
                        "Internal server error");
 }

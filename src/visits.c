@@ -60,9 +60,8 @@ static json_t *patient_json(clinic_req_t *c, clinic_db_t *db, apr_dbd_row_t *row
     int bad = 0;
 
     if (!id || !prefix || !name || !dob || clinic_parse_db_timestamp(dob, &t) != 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(10520)
-                      "clinic: patient row has an unreadable id or date_of_birth "
-                      "(PostgreSQL must use DateStyle ISO)");
+        clinic_error(r, "patient row has an unreadable id or date_of_birth "
+                     "(PostgreSQL must use DateStyle ISO)");
         return NULL;
     }
     clinic_format_iso(t, c->conf->time_offset, iso);
@@ -91,8 +90,7 @@ static json_t *patient_json(clinic_req_t *c, clinic_db_t *db, apr_dbd_row_t *row
     json_object_set_new_nocheck(p, "confidence", json_string_nocheck(""));
     if (bad) {
         json_decref(p);
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(10521)
-                      "clinic: patient row holds text that is not UTF-8");
+        clinic_error(r, "patient row holds text that is not UTF-8");
         return NULL;
     }
     return p;

@@ -144,7 +144,7 @@ is(scalar($h->log_lines(qr/\b(segfault|Segmentation|AH00052)\b/)), 0, 'no child 
     $line = undef if $line && $line =~ /there means/
         && !$ht->log_lines(qr/failed to prepare SQL statements: .*already exists/);
     ok($line, 'transaction pooling: the error log says it is not supported, and why');
-    diag('log: ' . ($line =~ s/^.*?clinic: /clinic: /r)) if $line;
+    diag('log: ' . ($line =~ s/^.*?\[clinic:/[clinic:/r)) if $line;
     is(join(' ', grep { !/^(200|503)$/ } @seen), '', '... clients get 200 or 503, never a 500');
     my ($dups) = $db->selectrow_array(q(SELECT count(*) FROM (SELECT status FROM visits
         WHERE status LIKE 'fo pgbt-%' GROUP BY 1 HAVING count(*) > 1) x));
