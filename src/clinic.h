@@ -3,6 +3,13 @@
  *
  * The per-request context and the prototypes of the request layer; the
  * configuration is config.h's, the logging macros log.h's.
+ *
+ * Return convention of the request layer (respond.c, request.c, cors.c, the
+ * handlers, idempotency.c's prepare and claim): an int that is the handler
+ * hook's return value once an answer was given -- OK after the module sent
+ * it, or an HTTP status for httpd to answer -- and CLINIC_GO from a step that
+ * has not answered and lets the request carry on. Nothing else: below this
+ * layer the database answers CLINIC_DB_* (db.h), the core 0/-1 (core.h).
  */
 #ifndef CLINIC_H
 #define CLINIC_H
@@ -118,8 +125,8 @@ int clinic_fail_internal(clinic_req_t *c, const char *why);
 json_t *clinic_json_pool(apr_pool_t *p, json_t *v);
 
 /* --- request.c: the steps shared by both routes --- */
-/* A step's "carry on": any other value is the handler's return code for an
- * answer already given. */
+/* A step's "carry on" (see the convention above): distinct from OK, DECLINED
+ * and every HTTP status. */
 #define CLINIC_GO (-100)
 /* Method, auth, media type, size, JSON. Returns CLINIC_GO with c filled, or
  * the already-sent answer's return code. */

@@ -570,7 +570,8 @@ int clinic_db_exec(clinic_db_t *db, clinic_sql_t q, const char **args, int *nrow
 int clinic_db_row(clinic_db_t *db, apr_dbd_results_t *res, apr_dbd_row_t **row)
 {
     *row = NULL;
-    return apr_dbd_get_row(db->dbd->driver, db->r->pool, res, row, -1);
+    return apr_dbd_get_row(db->dbd->driver, db->r->pool, res, row, -1) == 0 ? CLINIC_DB_OK
+                                                                             : CLINIC_DB_NO_ROW;
 }
 
 const char *clinic_db_col(clinic_db_t *db, apr_dbd_row_t *row, int col)

@@ -33,13 +33,16 @@ typedef enum {
 /* Expired Idempotency-Key rows deleted by one statement at most. */
 #define CLINIC_IDEM_PURGE_BATCH 100
 
-/* Outcome of a database step. */
+/* Return convention of the database layer: every clinic_db_* function that
+ * runs something returns one of these (clinic_db_fail turns one into the
+ * request layer's answer, clinic.h). */
 #define CLINIC_DB_OK    0
 #define CLINIC_DB_DOWN  1    /* unreachable, overloaded, timed out: answer 503 */
 #define CLINIC_DB_ERROR 2    /* anything else: answer 500 */
 #define CLINIC_DB_RETRY 3    /* the connection was repaired: run the unit again */
 #define CLINIC_DB_SCHEMA 4   /* the wrong database (an older schema, statements that
                               * cannot be prepared), logged once: answer 500 */
+#define CLINIC_DB_NO_ROW 5   /* clinic_db_row: no row left */
 
 typedef struct {
     request_rec *r;
@@ -63,7 +66,7 @@ clinic_db_t *clinic_db_of(request_rec *r);
 int clinic_db_select(clinic_db_t *db, clinic_sql_t q, const char **args,
                      apr_dbd_results_t **res);
 int clinic_db_exec(clinic_db_t *db, clinic_sql_t q, const char **args, int *nrows);
-/* Next row (0) or none left (-1). */
+/* Next row: CLINIC_DB_OK with *row set, or CLINIC_DB_NO_ROW. */
 int clinic_db_row(clinic_db_t *db, apr_dbd_results_t *res, apr_dbd_row_t **row);
 /* A column's text, NULL for SQL NULL. */
 const char *clinic_db_col(clinic_db_t *db, apr_dbd_row_t *row, int col);
@@ -79,7 +82,8 @@ int clinic_db_savepoint(clinic_db_t *db, int rollback_to);
  * have been written), roll back, re-prepare and run it once more. */
 int clinic_db_run(clinic_db_t *db, int (*work)(clinic_db_t *db, void *arg), void *arg);
 
-/* Answer a failed database step in the route's shape. */
+/* Answer a failed database step in the route's shape (the request layer's
+ * return value, clinic.h). */
 int clinic_db_fail(clinic_req_t *c, int outcome);
 
 #endif

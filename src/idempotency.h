@@ -1,5 +1,9 @@
 /*
- * Idempotency-Key support shared by both routes.
+ * Idempotency-Key support shared by both routes (docs/API.md §9).
+ * clinic_idem_prepare and clinic_idem_claim belong to the request layer
+ * (CLINIC_GO or the answer given, clinic.h); clinic_idem_finish runs inside a
+ * route's transaction and answers as the database layer does (CLINIC_DB_*,
+ * db.h).
  */
 #ifndef CLINIC_IDEMPOTENCY_H
 #define CLINIC_IDEMPOTENCY_H
