@@ -124,7 +124,7 @@ static int link_txn(clinic_db_t *db, void *arg)
         args[0] = w->appointment;
         if ((rc = clinic_db_select(db, CLINIC_SQL_APPT_GET, args, &res)) != CLINIC_DB_OK)
             return rc;
-        if (clinic_db_row(db, res, &row) != 0) {
+        if (clinic_db_row(db, res, &row) != CLINIC_DB_OK) {
             if ((rc = decide(db, w, NOT_FOUND)) != CLINIC_DB_OK)
                 return rc;
         } else {

@@ -1,5 +1,5 @@
 /*
- * Idempotent retries (CONTRACT section 9). A request with
+ * Idempotent retries (docs/API.md §9). A request with
  * `Idempotency-Key: K` claims (caller, route, K) as the first statement of
  * the route's own transaction, and stores its answer in that transaction
  * (clinic_idem_finish): the claim, the writes and the stored answer commit
@@ -94,7 +94,7 @@ static int read_row(clinic_db_t *db, const clinic_idem_t *k, clinic_idem_row_t *
     *found = 0;
     if (rc != CLINIC_DB_OK)
         return rc;
-    if (clinic_db_row(db, res, &r) == 0) {
+    if (clinic_db_row(db, res, &r) == CLINIC_DB_OK) {
         *found = 1;
         row->fp = clinic_db_col(db, r, 0);
         row->status = clinic_db_col(db, r, 1);

@@ -32,7 +32,7 @@ int clinic_idem_purge(request_rec *r)
         return DECLINED;
     clinic_format_iso((clinic_time_t)now * 1000000, 0, when);
     if (clinic_db_select(db, CLINIC_SQL_IDEM_EXPIRED, args, &res) == CLINIC_DB_OK &&
-        clinic_db_row(db, res, &row) == 0 &&
+        clinic_db_row(db, res, &row) == CLINIC_DB_OK &&
         clinic_db_exec(db, CLINIC_SQL_IDEM_PURGE, args, &n) == CLINIC_DB_OK)
         clinic_debug(r,
                      "%d expired Idempotency-Key rows deleted", n);

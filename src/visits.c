@@ -113,7 +113,7 @@ static int find_patient(clinic_db_t *db, void *arg)
     apr_dbd_results_t *res;
     int rc = clinic_db_select(db, CLINIC_SQL_PATIENT_GET, w->args, &res);
 
-    if (rc == CLINIC_DB_OK && clinic_db_row(db, res, &w->patient) != 0)
+    if (rc == CLINIC_DB_OK && clinic_db_row(db, res, &w->patient) != CLINIC_DB_OK)
         w->patient = NULL;
     return rc;
 }
@@ -136,7 +136,7 @@ static int insert_visit(clinic_db_t *db, void *arg)
         return clinic_db_end(db, 1);
     if ((rc = clinic_db_select(db, CLINIC_SQL_VISIT_INSERT, w->args, &res)) != CLINIC_DB_OK)
         return rc;
-    if (clinic_db_row(db, res, &row) != 0 || !(id = clinic_db_col(db, row, 0)))
+    if (clinic_db_row(db, res, &row) != CLINIC_DB_OK || !(id = clinic_db_col(db, row, 0)))
         return CLINIC_DB_ERROR;
     w->visit_id = apr_pstrdup(db->r->pool, id);
     visit = json_object();

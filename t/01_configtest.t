@@ -1,4 +1,4 @@
-# Start-up checks (CONTRACT section 2): a clinic Location with ClinicAuth jwt
+# Start-up checks (docs/API.md §2): a clinic Location with ClinicAuth jwt
 # and no usable key stops Apache at start-up, naming the Location; bad
 # directive values are refused. Each case is a throwaway httpd config checked
 # with `httpd -t`; no server is started.

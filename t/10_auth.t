@@ -1,4 +1,4 @@
-# Authentication (CONTRACT sections 3 and 7), against the real server with
+# Authentication (docs/API.md §3 and §7), against the real server with
 # real keys: the classic JWT attacks (alg none, HS/RS confusion, other keys,
 # tampering), the time claims with their leeway, iss/aud, JWKS key choice,
 # the Authorization header's forms, and the envelope route's 401/405. Every

@@ -1,4 +1,4 @@
-# POST /visits (CONTRACT section 4): the seed's request, the success body
+# POST /visits (docs/API.md §4): the seed's request, the success body
 # byte for byte, every row of the error table, and that failures write nothing.
 use strict;
 use warnings FATAL => 'all';

@@ -1,4 +1,4 @@
-# POST /patients/add_and_link?uid=... (CONTRACT section 5): the seed's request
+# POST /patients/add_and_link?uid=... (docs/API.md §5): the seed's request
 # byte for byte, every row of the check table in its order, what each answer
 # leaves in the database, uid decoding and matching, and Unicode round trips.
 use strict;

@@ -1,4 +1,4 @@
-# POST /patients/add_and_link races (CONTRACT section 5): 20 clients post
+# POST /patients/add_and_link races (docs/API.md §5): 20 clients post
 # their own patient for ONE free appointment at the same instant. Exactly one
 # links (200), the other nineteen get 409 and write nothing. Repeated
 # CLINIC_RACE_ROUNDS times (default 3), a fresh appointment each round.

@@ -1,5 +1,5 @@
-# PostgreSQL faults, injected for real on the test cluster (CONTRACT section
-# 8): an outage answers 503 quickly and recovers without restarting Apache; a
+# PostgreSQL faults, injected for real on the test cluster (docs/API.md
+# §8): an outage answers 503 quickly and recovers without restarting Apache; a
 # restart between requests costs no client a failure (stale pooled sessions
 # are repaired); a statement timeout turns a locked row into a 503.
 use strict;

@@ -1,4 +1,4 @@
-# Idempotency-Key on both routes (CONTRACT section 9): replay byte for byte
+# Idempotency-Key on both routes (docs/API.md §9): replay byte for byte
 # with Idempotent-Replayed, 422 for a reused key, 409 while the first runs,
 # scoping by caller, expiry, unstored answers, and concurrent duplicates.
 use strict;

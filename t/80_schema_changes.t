@@ -1,4 +1,4 @@
-# DDL on the live database while Apache serves (CONTRACT section 6): an
+# DDL on the live database while Apache serves (docs/API.md §6): an
 # index, a trigger, ANALYZE, an added column, a widened column (PostgreSQL),
 # VACUUM (SQLite). Pooled sessions whose prepared statements went stale are
 # repaired: every request before, between and after answers 200 and writes

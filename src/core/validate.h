@@ -65,7 +65,7 @@ void clinic_visit_pk_missing(clinic_visit_in_t *v, char *buf, size_t buflen);
 #define CLINIC_NAME_MAX 255
 #define CLINIC_UID_MAX 128
 
-/* Which documented check failed (CONTRACT section 5), 0 when none. */
+/* Which documented check failed (docs/API.md §5), 0 when none. */
 enum {
     CLINIC_LINK_OK = 0,
     CLINIC_LINK_MISSING_APPOINTMENT = 3,
