@@ -84,29 +84,81 @@ static int too_large(clinic_req_t *c, apr_off_t max)
                                     max));
 }
 
+/* The body as read so far. */
+typedef struct {
+    char *buf;
+    apr_size_t len, cap;
+    int eos;
+} body_buf_t;
+
+/* Room for what the Content-Length announces (413 at once when over max). */
+static int body_start(clinic_req_t *c, apr_off_t max, body_buf_t *b)
+{
+    request_rec *r = c->r;
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+
+    memset(b, 0, sizeof *b);
+    if (cl && !apr_table_get(r->headers_in, "Transfer-Encoding")) {
+        apr_off_t n;
+        if (apr_strtoff(&n, cl, NULL, 10) == APR_SUCCESS && n > max)
+            return too_large(c, max);
+        b->cap = (apr_size_t)(n > 0 && n <= max ? n : 0) + 1;
+    } else {
+        b->cap = 8192;
+    }
+    b->buf = apr_palloc(r->pool, b->cap);
+    return CLINIC_GO;
+}
+
+/* Append one brigade's data (b->eos at its end). CLINIC_GO or the answer. */
+static int body_append(clinic_req_t *c, apr_bucket_brigade *bb, apr_off_t max, body_buf_t *b)
+{
+    apr_bucket *e;
+
+    for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb); e = APR_BUCKET_NEXT(e)) {
+        const char *data;
+        apr_size_t n;
+        if (APR_BUCKET_IS_EOS(e)) {
+            b->eos = 1;
+            break;
+        }
+        if (APR_BUCKET_IS_METADATA(e))
+            continue;
+        if (apr_bucket_read(e, &data, &n, APR_BLOCK_READ) != APR_SUCCESS) {
+            c->r->connection->keepalive = AP_CONN_CLOSE;
+            return HTTP_BAD_REQUEST;
+        }
+        if ((apr_off_t)(b->len + n) > max) {
+            apr_brigade_cleanup(bb);
+            return too_large(c, max);
+        }
+        if (b->len + n + 1 > b->cap) {
+            char *nbuf;
+            while (b->len + n + 1 > b->cap)
+                b->cap *= 2;
+            nbuf = apr_palloc(c->r->pool, b->cap);
+            memcpy(nbuf, b->buf, b->len);
+            b->buf = nbuf;
+        }
+        memcpy(b->buf + b->len, data, n);
+        b->len += n;
+    }
+    return CLINIC_GO;
+}
+
 /* Read the whole body, at most max bytes, whatever the framing. */
 static int read_body(clinic_req_t *c)
 {
     request_rec *r = c->r;
     apr_off_t max = CLINIC_MAX_BODY(c->conf);
-    const char *cl = apr_table_get(r->headers_in, "Content-Length");
     apr_bucket_brigade *bb;
-    apr_size_t cap, len = 0;
-    char *buf;
-    int seen_eos = 0;
+    body_buf_t b;
+    int rc;
 
-    if (cl && !apr_table_get(r->headers_in, "Transfer-Encoding")) {
-        apr_off_t n;
-        if (apr_strtoff(&n, cl, NULL, 10) == APR_SUCCESS && n > max)
-            return too_large(c, max);
-        cap = (apr_size_t)(n > 0 && n <= max ? n : 0) + 1;
-    } else {
-        cap = 8192;
-    }
-    buf = apr_palloc(r->pool, cap);
+    if ((rc = body_start(c, max, &b)) != CLINIC_GO)
+        return rc;
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    while (!seen_eos) {
-        apr_bucket *b;
+    while (!b.eos) {
         apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
                                          APR_BLOCK_READ, HUGE_STRING_LEN);
         if (rv != APR_SUCCESS) {
@@ -114,40 +166,13 @@ static int read_body(clinic_req_t *c)
             r->connection->keepalive = AP_CONN_CLOSE;
             return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
         }
-        for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
-             b = APR_BUCKET_NEXT(b)) {
-            const char *data;
-            apr_size_t n;
-            if (APR_BUCKET_IS_EOS(b)) {
-                seen_eos = 1;
-                break;
-            }
-            if (APR_BUCKET_IS_METADATA(b))
-                continue;
-            if (apr_bucket_read(b, &data, &n, APR_BLOCK_READ) != APR_SUCCESS) {
-                r->connection->keepalive = AP_CONN_CLOSE;
-                return HTTP_BAD_REQUEST;
-            }
-            if ((apr_off_t)(len + n) > max) {
-                apr_brigade_cleanup(bb);
-                return too_large(c, max);
-            }
-            if (len + n + 1 > cap) {
-                char *nbuf;
-                while (len + n + 1 > cap)
-                    cap *= 2;
-                nbuf = apr_palloc(r->pool, cap);
-                memcpy(nbuf, buf, len);
-                buf = nbuf;
-            }
-            memcpy(buf + len, data, n);
-            len += n;
-        }
+        if ((rc = body_append(c, bb, max, &b)) != CLINIC_GO)
+            return rc;
         apr_brigade_cleanup(bb);
     }
-    buf[len] = '\0';
-    c->body = buf;
-    c->body_len = len;
+    b.buf[b.len] = '\0';
+    c->body = b.buf;
+    c->body_len = b.len;
     return CLINIC_GO;
 }
 
