@@ -8,7 +8,9 @@
  * Return convention of the core (every header of src/core/ follows it):
  *  - a function that does something returns 0 when it did it and -1 when it
  *    could not, leaving its outputs untouched (or says which it fills), and
- *    writes a short reason into an err buffer where one is given;
+ *    writes a short reason into an err buffer where one is given; a failure
+ *    the caller must tell apart has a negative constant of its own, named in
+ *    its header (token.h's CLINIC_TOKEN_UNKNOWN_KID);
  *  - a function that answers a question, named as one (..._fits_...,
  *    ..._equals, ..._valid, ..._is_..., clinic_bearer_token: "is there a
  *    token?") returns 1 for yes and 0 for no;

@@ -142,24 +142,19 @@ static int header_extensions_ok(json_t *hdr)
     return !json_object_get(hdr, "crit") && (!b64 || json_is_true(b64));
 }
 
-int clinic_token_verify(const clinic_token_policy_t *p, const char *tok,
-                        size_t len, long now, json_t **claims,
-                        const char **why)
+/* Three base64url segments, at most CLINIC_TOKEN_MAX bytes: the two dots. */
+static int split_token(const char *tok, size_t len, const char **dot1, const char **dot2,
+                       const char **why)
 {
-    const char *dot1, *dot2, *kid = NULL;
-    const clinic_vkey_t *key;
     size_t i;
-    int unknown = 0, rc = -1;
-    json_t *hdr, *alg, *jkid, *c = NULL;
 
-    *claims = NULL;
     if (len > CLINIC_TOKEN_MAX) {
         *why = "token too long";
         return -1;
     }
-    dot1 = memchr(tok, '.', len);
-    dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - tok)) : NULL;
-    if (!dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - tok))) {
+    *dot1 = memchr(tok, '.', len);
+    *dot2 = *dot1 ? memchr(*dot1 + 1, '.', len - (size_t)(*dot1 + 1 - tok)) : NULL;
+    if (!*dot2 || memchr(*dot2 + 1, '.', len - (size_t)(*dot2 + 1 - tok))) {
         *why = "not three segments";
         return -1;
     }
@@ -169,6 +164,40 @@ int clinic_token_verify(const clinic_token_policy_t *p, const char *tok,
             return -1;
         }
     }
+    return 0;
+}
+
+/* The verified claims against the policy: exp/nbf/iat, iss, aud. */
+static int check_claims(const clinic_token_policy_t *p, json_t *c, long now, const char **why)
+{
+    if (check_times(c, now, p->leeway, why) != 0)
+        return -1;
+    if (p->issuer) {
+        json_t *iss = json_object_get(c, "iss");
+        if (!json_is_string(iss) || strcmp(json_string_value(iss), p->issuer) != 0) {
+            *why = "wrong iss";
+            return -1;
+        }
+    }
+    if (p->audience && !check_aud(c, p->audience)) {
+        *why = "wrong aud";
+        return -1;
+    }
+    return 0;
+}
+
+int clinic_token_verify(const clinic_token_policy_t *p, const char *tok,
+                        size_t len, long now, json_t **claims,
+                        const char **why)
+{
+    const char *dot1, *dot2, *kid = NULL;
+    const clinic_vkey_t *key;
+    int unknown = 0, rc = -1;
+    json_t *hdr, *alg, *jkid, *c = NULL;
+
+    *claims = NULL;
+    if (split_token(tok, len, &dot1, &dot2, why) != 0)
+        return -1;
     hdr = parse_header(tok, (size_t)(dot1 - tok));
     alg = json_object_get(hdr, "alg");
     jkid = json_object_get(hdr, "kid");
@@ -195,19 +224,8 @@ int clinic_token_verify(const clinic_token_policy_t *p, const char *tok,
     c = verified_claims(p, key, tok, dot1, dot2, tok + len, why);
     if (!c)
         goto out;
-    if (check_times(c, now, p->leeway, why) != 0)
+    if (check_claims(p, c, now, why) != 0)
         goto bad;
-    if (p->issuer) {
-        json_t *iss = json_object_get(c, "iss");
-        if (!json_is_string(iss) || strcmp(json_string_value(iss), p->issuer) != 0) {
-            *why = "wrong iss";
-            goto bad;
-        }
-    }
-    if (p->audience && !check_aud(c, p->audience)) {
-        *why = "wrong aud";
-        goto bad;
-    }
     json_decref(hdr);
     *claims = c;
     return 0;
