@@ -144,6 +144,27 @@ static int link_txn(clinic_db_t *db, void *arg)
     return clinic_db_end(db, 0);
 }
 
+/* The transaction's input: the practice_patients row, the doctor, the
+ * appointment. */
+static void fill_work(request_rec *r, link_work_t *w, const clinic_link_in_t *in,
+                      const char *id, const char *uid, const char *created)
+{
+    memset(w, 0, sizeof *w);
+    w->uid = uid;
+    w->appointment = in->appointment_id;
+    w->patient[0] = id;
+    w->patient[1] = uid;
+    w->patient[2] = apr_pstrmemdup(r->pool, in->first, in->first_len);
+    w->patient[3] = apr_pstrmemdup(r->pool, in->last, in->last_len);
+    w->patient[4] = in->dob;
+    w->patient[5] = json_text(r, in->address);
+    w->patient[6] = json_text(r, in->insurance);
+    w->patient[7] = json_text(r, in->contact);
+    w->patient[8] = in->medical_history;
+    w->patient[9] = in->current_medications;
+    w->patient[10] = created;
+}
+
 int clinic_link_handle(request_rec *r)
 {
     clinic_req_t c;
@@ -178,21 +199,8 @@ int clinic_link_handle(request_rec *r)
     if (clinic_objectid_new((uint32_t)apr_time_sec(r->request_time), id) != 0)
         return clinic_fail_internal(&c, "no randomness for ObjectIds in this process");
     clinic_format_iso((clinic_time_t)r->request_time, 0, created);
-    memset(&w, 0, sizeof w);
+    fill_work(r, &w, &in, id, uid, created);
     w.idem = &idem;
-    w.uid = uid;
-    w.appointment = in.appointment_id;
-    w.patient[0] = id;
-    w.patient[1] = uid;
-    w.patient[2] = apr_pstrmemdup(r->pool, in.first, in.first_len);
-    w.patient[3] = apr_pstrmemdup(r->pool, in.last, in.last_len);
-    w.patient[4] = in.dob;
-    w.patient[5] = json_text(r, in.address);
-    w.patient[6] = json_text(r, in.insurance);
-    w.patient[7] = json_text(r, in.contact);
-    w.patient[8] = in.medical_history;
-    w.patient[9] = in.current_medications;
-    w.patient[10] = created;
     w.data = clinic_json_pool(r->pool, clinic_link_data(&in, id, uid));
     if (!w.data)
         return clinic_fail_internal(&c, "cannot build the answer");
