@@ -541,30 +541,37 @@ static int again(clinic_db_t *db, int rc, int was_in_txn)
     return CLINIC_DB_RETRY;
 }
 
-int clinic_db_select(clinic_db_t *db, clinic_sql_t q, const char **args,
-                     apr_dbd_results_t **res)
+/* One statement, rows into *res (a select) or a count into *nrows. */
+static int run_once(clinic_db_t *db, clinic_sql_t q, const char **args,
+                    apr_dbd_results_t **res, int *nrows)
+{
+    return res ? select_once(db, q, args, res) : exec_once(db, q, args, nrows);
+}
+
+static int run_statement(clinic_db_t *db, clinic_sql_t q, const char **args,
+                         apr_dbd_results_t **res, int *nrows)
 {
     int in_txn = db->in_txn;
-    int rc = again(db, select_once(db, q, args, res), in_txn);
+    int rc = again(db, run_once(db, q, args, res, nrows), in_txn);
 
     /* Inside a transaction a RETRY goes back to clinic_db_run, which runs
      * the whole unit again (never this statement alone: the transaction
      * is aborted or, after a reset, gone). */
     if (rc == CLINIC_DB_RETRY && !in_txn &&
-        (rc = select_once(db, q, args, res)) == CLINIC_DB_RETRY)
+        (rc = run_once(db, q, args, res, nrows)) == CLINIC_DB_RETRY)
         rc = CLINIC_DB_DOWN;
     return rc;
 }
 
+int clinic_db_select(clinic_db_t *db, clinic_sql_t q, const char **args,
+                     apr_dbd_results_t **res)
+{
+    return run_statement(db, q, args, res, NULL);
+}
+
 int clinic_db_exec(clinic_db_t *db, clinic_sql_t q, const char **args, int *nrows)
 {
-    int in_txn = db->in_txn;
-    int rc = again(db, exec_once(db, q, args, nrows), in_txn);
-
-    if (rc == CLINIC_DB_RETRY && !in_txn &&
-        (rc = exec_once(db, q, args, nrows)) == CLINIC_DB_RETRY)
-        rc = CLINIC_DB_DOWN;
-    return rc;
+    return run_statement(db, q, args, NULL, nrows);
 }
 
 int clinic_db_row(clinic_db_t *db, apr_dbd_results_t *res, apr_dbd_row_t **row)
