@@ -1,6 +1,6 @@
 /*
  * verifybench: CPU per verification of a never-seen token, through the code
- * the module runs (src/token.c + src/keyset.c), against the libjwt path the
+ * the module runs (src/core/token.c + src/core/keyset.c), against the libjwt path the
  * module used before (jwt_decode with the PEM parsed on every call).
  *
  *   tools/verifybench [N [ALG]]   N distinct tokens per algorithm (default 2000);

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for src/datetime.c.
+ * libFuzzer target for src/core/datetime.c.
  *
  * The input is one candidate date string, given to every parser:
  *   clinic_parse_visit_date  on the raw bytes (an exact-size, NOT NUL-terminated copy, so an

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the POST /patients/add_and_link rules in src/validate.c.
+ * libFuzzer target for the POST /patients/add_and_link rules in src/core/validate.c.
  *
  * The input is split at its first '\n': the bytes before are the decoded uid query value
  * (empty -> NULL, "no uid"), the bytes after are the request body. With no '\n' at all there

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the bearer-token path: src/token.c (+ src/jwk.c, src/b64url.c, libjwt).
+ * libFuzzer target for the bearer-token path: src/core/token.c (+ src/core/jwk.c, src/core/b64url.c, libjwt).
  *
  * The input is an Authorization header value. A NUL-terminated copy goes to
  * clinic_bearer_token; the token it finds (copied into an exact-size buffer, so an over-read is
@@ -226,7 +226,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 /* ---------------------------------------------------------------- checks */
 
-/* The token's own "alg" header, decoded independently of src/token.c. */
+/* The token's own "alg" header, decoded independently of src/core/token.c. */
 static int header_alg_is(const char *tok, size_t len, const char *want)
 {
     const char *dot = memchr(tok, '.', len);

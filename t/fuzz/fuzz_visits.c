@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the POST /visits body rules in src/validate.c.
+ * libFuzzer target for the POST /visits body rules in src/core/validate.c.
  *
  * The input is the request body. The client's UTC offset (for naive dates) is taken from its
  * first byte: (data[0] - 128) * 600 seconds, clamped to +-86399, so the same body is also tried

@@ -1,4 +1,4 @@
-/* Unit tests for src/claims.c: the lookup behind ClinicUserClaim and the test behind
+/* Unit tests for src/core/claims.c: the lookup behind ClinicUserClaim and the test behind
    `Require clinic-claim`, on claims parsed from JSON text as a verified token's would be. */
 #include <setjmp.h>
 #include <stdarg.h>

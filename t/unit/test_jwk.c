@@ -1,4 +1,4 @@
-/* Unit tests for src/b64url.c and src/jwk.c, with keys generated at test time. */
+/* Unit tests for src/core/b64url.c and src/core/jwk.c, with keys generated at test time. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* Unit tests for src/objectid.c. */
+/* Unit tests for src/core/objectid.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

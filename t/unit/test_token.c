@@ -1,4 +1,4 @@
-/* Unit tests for src/token.c, with keys generated at test time and tokens signed by libjwt
+/* Unit tests for src/core/token.c, with keys generated at test time and tokens signed by libjwt
    (or forged by hand for the attacks). */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Unit tests for src/validate.c: body parsing and the field rules of both routes. */
+/* Unit tests for src/core/validate.c: body parsing and the field rules of both routes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
