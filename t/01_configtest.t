@@ -12,12 +12,7 @@ use JSON::PP ();
 use lib 't/lib';
 use Clinic::Test;
 
-my $httpd  = $ENV{CLINIC_HTTPD};
-my $moddir = $ENV{CLINIC_MODDIR};
-my $module = $ENV{CLINIC_MODULE};
-my $keys   = keys_dir();
-plan skip_all => 'CLINIC_HTTPD, CLINIC_MODDIR, CLINIC_MODULE and CLINIC_KEYS are needed'
-    unless $httpd && $moddir && $module && $keys;
+my ($httpd, $moddir, $module, $keys) = own_httpd_env();
 
 my $dir = File::Temp::tempdir('clinic-configtest-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $port = 20000 + ($$ % 20000);

@@ -16,8 +16,7 @@ use lib 't/lib';
 use Clinic::Test;
 use Clinic::Httpd;
 
-plan skip_all => 'CLINIC_HTTPD, CLINIC_MODDIR, CLINIC_MODULE and CLINIC_KEYS are needed'
-    unless $ENV{CLINIC_HTTPD} && $ENV{CLINIC_MODDIR} && $ENV{CLINIC_MODULE} && keys_dir();
+own_httpd_env();
 my $promtool = (grep { -x } map { "$_/promtool" } split /:/, $ENV{PATH})[0];
 
 my $keys = keys_dir();

@@ -18,12 +18,7 @@ use lib 't/lib';
 use Clinic::Test;
 use Clinic::Httpd;
 
-my $httpd  = $ENV{CLINIC_HTTPD};
-my $moddir = $ENV{CLINIC_MODDIR};
-my $module = $ENV{CLINIC_MODULE};
-my $keys   = keys_dir();
-plan skip_all => 'CLINIC_HTTPD, CLINIC_MODDIR, CLINIC_MODULE and CLINIC_KEYS are needed'
-    unless $httpd && $moddir && $module && $keys;
+my ($httpd, $moddir, $module, $keys) = own_httpd_env();
 plan skip_all => "no mod_ssl in $moddir" unless -f "$moddir/mod_ssl.so";
 
 my $json = JSON::PP->new->canonical;

@@ -17,7 +17,7 @@ use Clinic::Token ();
 use Clinic::OpenAPI ();   # every response is checked against openapi/clinic.yaml
 
 our @EXPORT = qw(token post_json jbody dbh db_kind ojson raw_request
-                 count_rows new_hex24 keys_dir send_method);
+                 count_rows new_hex24 keys_dir send_method own_httpd_env);
 our @EXPORT_OK = qw(common_headers);
 
 my $json = JSON::PP->new->utf8->allow_nonref;
@@ -34,6 +34,16 @@ sub record_sent {
     close $fh;
 }
 sub db_kind  { $ENV{CLINIC_DB} }
+
+# For tests that run an httpd of their own (configtest cases, a provider, a
+# server with several children): (httpd, module dir, mod_clinic.so, keys dir)
+# from scripts/test.sh's environment; the test is skipped without them.
+sub own_httpd_env {
+    my @env = ($ENV{CLINIC_HTTPD}, $ENV{CLINIC_MODDIR}, $ENV{CLINIC_MODULE}, keys_dir());
+    Test::More::plan(skip_all => 'CLINIC_HTTPD, CLINIC_MODDIR, CLINIC_MODULE and CLINIC_KEYS are needed')
+        if grep { !$_ } @env;
+    return @env;
+}
 
 # token(alg => 'RS256', claims => {...}, kid => ..., exp_in => ..., no_exp => 1, key => path)
 sub token {
