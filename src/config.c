@@ -20,46 +20,60 @@
 #include "http_core.h"
 #include "ap_regex.h"
 
+/* The fields a <Location> inherits from the enclosing section when it does
+ * not set them: pointers (NULL when unset) and longs (CLINIC_UNSET); auth,
+ * max_body and the time offset are merged by name below. Every field of
+ * clinic_dir_conf is in one of these or there. */
+#define OFF(f) APR_OFFSETOF(clinic_dir_conf, f)
+static const size_t inherited_ptrs[] = {
+    OFF(alg), OFF(keys), OFF(issuer), OFF(audience), OFF(uid_claim), OFF(picture_base),
+    OFF(cors_origins), OFF(tls_ca_file), OFF(jwks_cache_dir), OFF(user_claim)};
+static const size_t inherited_longs[] = {
+    OFF(leeway), OFF(idem_ttl), OFF(cors_max_age), OFF(jwks_refresh)};
+#define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
+
 void *clinic_create_dir_conf(apr_pool_t *p, char *dir)
 {
     clinic_dir_conf *c = apr_pcalloc(p, sizeof *c);
+    const long unset = CLINIC_UNSET;
+    size_t i;
 
     (void)dir;
     c->auth = CLINIC_UNSET;
-    c->leeway = CLINIC_UNSET;
     c->max_body = CLINIC_UNSET;
-    c->idem_ttl = CLINIC_UNSET;
-    c->cors_max_age = CLINIC_UNSET;
-    c->jwks_refresh = CLINIC_UNSET;
+    for (i = 0; i < NFIELDS(inherited_longs); i++)
+        memcpy((char *)c + inherited_longs[i], &unset, sizeof unset);
     return c;
 }
 
-#define MERGE_PTR(f)  (add->f ? add->f : base->f)
-#define MERGE_INT(f)  (add->f != CLINIC_UNSET ? add->f : base->f)
+/* dst's field at off, sizeof n bytes, is base's when dst's equals unset. */
+static void inherit(clinic_dir_conf *dst, const clinic_dir_conf *base, size_t off,
+                    const void *unset, size_t n)
+{
+    if (!memcmp((char *)dst + off, unset, n))
+        memcpy((char *)dst + off, (const char *)base + off, n);
+}
 
 void *clinic_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 {
-    const clinic_dir_conf *base = basev, *add = addv;
-    clinic_dir_conf *c = apr_pcalloc(p, sizeof *c);
+    const clinic_dir_conf *base = basev;
+    clinic_dir_conf *c = apr_pmemdup(p, addv, sizeof *c);
+    const void *no_ptr = NULL;
+    const long unset = CLINIC_UNSET;
+    size_t i;
 
-    c->auth = MERGE_INT(auth);
-    c->alg = MERGE_PTR(alg);
-    c->keys = MERGE_PTR(keys);
-    c->issuer = MERGE_PTR(issuer);
-    c->audience = MERGE_PTR(audience);
-    c->leeway = MERGE_INT(leeway);
-    c->uid_claim = MERGE_PTR(uid_claim);
-    c->max_body = MERGE_INT(max_body);
-    c->time_offset_set = add->time_offset_set || base->time_offset_set;
-    c->time_offset = add->time_offset_set ? add->time_offset : base->time_offset;
-    c->picture_base = MERGE_PTR(picture_base);
-    c->idem_ttl = MERGE_INT(idem_ttl);
-    c->cors_origins = MERGE_PTR(cors_origins);
-    c->cors_max_age = MERGE_INT(cors_max_age);
-    c->jwks_refresh = MERGE_INT(jwks_refresh);
-    c->tls_ca_file = MERGE_PTR(tls_ca_file);
-    c->jwks_cache_dir = MERGE_PTR(jwks_cache_dir);
-    c->user_claim = MERGE_PTR(user_claim);
+    for (i = 0; i < NFIELDS(inherited_ptrs); i++)
+        inherit(c, base, inherited_ptrs[i], &no_ptr, sizeof no_ptr);
+    for (i = 0; i < NFIELDS(inherited_longs); i++)
+        inherit(c, base, inherited_longs[i], &unset, sizeof unset);
+    if (c->auth == CLINIC_UNSET)
+        c->auth = base->auth;
+    if (c->max_body == CLINIC_UNSET)
+        c->max_body = base->max_body;
+    if (!c->time_offset_set) {
+        c->time_offset_set = base->time_offset_set;
+        c->time_offset = base->time_offset;
+    }
     return c;
 }
 
@@ -263,55 +277,49 @@ static const char *set_path(cmd_parms *cmd, void *cfg, const char *arg)
 
 #define DIRCONF (RSRC_CONF | ACCESS_CONF)
 
+/* One line a directive: name, setter, the setter's cmd->info, help. */
+#define TAKE1(name, fn, info, help) AP_INIT_TAKE1(name, fn, (void *)(info), DIRCONF, help)
+/* A field of clinic_dir_conf set by ap_set_string_slot or set_path. */
+#define FIELD(name, fn, field, help) TAKE1(name, fn, APR_OFFSETOF(clinic_dir_conf, field), help)
+/* Seconds within a seconds_slot_t's range. */
+#define SECONDS(name, slot, help) TAKE1(name, set_seconds, &(slot), help)
+
 const command_rec clinic_cmds[] = {
-    AP_INIT_TAKE1("ClinicAuth", set_auth, NULL, DIRCONF,
-                  "jwt (default) or off"),
-    AP_INIT_TAKE1("ClinicJWTAlgorithm", set_alg, NULL, DIRCONF,
-                  "the one JWT algorithm accepted, e.g. RS256"),
-    AP_INIT_TAKE1("ClinicJWTKeyFile", set_key_file, NULL, DIRCONF,
-                  "PEM public key (RS/ES) or shared secret (HS)"),
-    AP_INIT_TAKE1("ClinicJWKSFile", set_jwks_file, NULL, DIRCONF,
-                  "JWKS document; the token's kid picks the key"),
-    AP_INIT_TAKE1("ClinicJWKSURL", set_key_url, NULL, DIRCONF,
-                  "https:// URL of the provider's JWKS, fetched and refreshed"),
-    AP_INIT_TAKE1("ClinicOIDCIssuer", set_key_url, (void *)1, DIRCONF,
-                  "https:// OpenID Connect issuer: its discovery document names the JWKS"),
-    AP_INIT_TAKE1("ClinicJWKSRefresh", set_seconds, (void *)&jwks_refresh_slot, DIRCONF,
-                  "seconds between fetches of ClinicJWKSURL / ClinicOIDCIssuer (default 3600)"),
-    AP_INIT_TAKE1("ClinicTLSCAFile", set_path,
-                  (void *)APR_OFFSETOF(clinic_dir_conf, tls_ca_file), DIRCONF,
-                  "CA certificates the key provider's certificate must chain to"),
-    AP_INIT_TAKE1("ClinicJWKSCacheDir", set_path,
-                  (void *)APR_OFFSETOF(clinic_dir_conf, jwks_cache_dir), DIRCONF,
-                  "directory of the last good fetched key documents"),
-    AP_INIT_TAKE1("ClinicJWTIssuer", ap_set_string_slot,
-                  (void *)APR_OFFSETOF(clinic_dir_conf, issuer), DIRCONF,
-                  "required iss claim"),
-    AP_INIT_TAKE1("ClinicJWTAudience", ap_set_string_slot,
-                  (void *)APR_OFFSETOF(clinic_dir_conf, audience), DIRCONF,
-                  "value the aud claim must contain"),
-    AP_INIT_TAKE1("ClinicJWTLeeway", set_seconds, (void *)&leeway_slot, DIRCONF,
-                  "seconds of clock skew allowed on exp, nbf, iat (default 60)"),
-    AP_INIT_TAKE1("ClinicUidClaim", set_uid_claim, NULL, DIRCONF,
-                  "claim that must equal ?uid= on add-and-link, or none (default sub)"),
-    AP_INIT_TAKE1("ClinicMaxBody", set_max_body, NULL, DIRCONF,
-                  "largest request body in bytes (default 65536)"),
-    AP_INIT_TAKE1("ClinicTimeOffset", set_offset, NULL, DIRCONF,
-                  "+HH:MM or -HH:MM for naive dates and for dates in responses"),
-    AP_INIT_TAKE1("ClinicPictureBaseURL", ap_set_string_slot,
-                  (void *)APR_OFFSETOF(clinic_dir_conf, picture_base), DIRCONF,
-                  "URL put before a patient's stored picture"),
-    AP_INIT_TAKE1("ClinicIdempotencyTTL", set_seconds, (void *)&idem_ttl_slot, DIRCONF,
-                  "seconds an Idempotency-Key is remembered (default 86400)"),
+    TAKE1("ClinicAuth", set_auth, NULL, "jwt (default) or off"),
+    TAKE1("ClinicJWTAlgorithm", set_alg, NULL, "the one JWT algorithm accepted, e.g. RS256"),
+    TAKE1("ClinicJWTKeyFile", set_key_file, NULL, "PEM public key (RS/ES) or shared secret (HS)"),
+    TAKE1("ClinicJWKSFile", set_jwks_file, NULL, "JWKS document; the token's kid picks the key"),
+    TAKE1("ClinicJWKSURL", set_key_url, NULL,
+          "https:// URL of the provider's JWKS, fetched and refreshed"),
+    TAKE1("ClinicOIDCIssuer", set_key_url, 1,
+          "https:// OpenID Connect issuer: its discovery document names the JWKS"),
+    SECONDS("ClinicJWKSRefresh", jwks_refresh_slot,
+            "seconds between fetches of ClinicJWKSURL / ClinicOIDCIssuer (default 3600)"),
+    FIELD("ClinicTLSCAFile", set_path, tls_ca_file,
+          "CA certificates the key provider's certificate must chain to"),
+    FIELD("ClinicJWKSCacheDir", set_path, jwks_cache_dir,
+          "directory of the last good fetched key documents"),
+    FIELD("ClinicJWTIssuer", ap_set_string_slot, issuer, "required iss claim"),
+    FIELD("ClinicJWTAudience", ap_set_string_slot, audience, "value the aud claim must contain"),
+    SECONDS("ClinicJWTLeeway", leeway_slot,
+            "seconds of clock skew allowed on exp, nbf, iat (default 60)"),
+    TAKE1("ClinicUidClaim", set_uid_claim, NULL,
+          "claim that must equal ?uid= on add-and-link, or none (default sub)"),
+    TAKE1("ClinicMaxBody", set_max_body, NULL, "largest request body in bytes (default 65536)"),
+    TAKE1("ClinicTimeOffset", set_offset, NULL,
+          "+HH:MM or -HH:MM for naive dates and for dates in responses"),
+    FIELD("ClinicPictureBaseURL", ap_set_string_slot, picture_base,
+          "URL put before a patient's stored picture"),
+    SECONDS("ClinicIdempotencyTTL", idem_ttl_slot,
+            "seconds an Idempotency-Key is remembered (default 86400)"),
     AP_INIT_ITERATE("ClinicCORSOrigins", set_cors_origin, NULL, DIRCONF,
                     "origins (scheme://host[:port]) allowed to call from a browser, * or none"),
-    AP_INIT_TAKE1("ClinicCORSMaxAge", set_seconds, (void *)&cors_max_age_slot, DIRCONF,
-                  "seconds a browser may cache a preflight answer (default 600)"),
+    SECONDS("ClinicCORSMaxAge", cors_max_age_slot,
+            "seconds a browser may cache a preflight answer (default 600)"),
     AP_INIT_FLAG("ClinicMetrics", clinic_metrics_set, NULL, RSRC_CONF,
                  "On (default): count requests for clinic-metrics and mod_status"),
-    AP_INIT_TAKE1("ClinicUserClaim", ap_set_string_slot,
-                  (void *)APR_OFFSETOF(clinic_dir_conf, user_claim), DIRCONF,
-                  "claim that becomes Apache's user, r->user (default sub)"),
+    FIELD("ClinicUserClaim", ap_set_string_slot, user_claim,
+          "claim that becomes Apache's user, r->user (default sub)"),
     {NULL}
 };
 
