@@ -45,54 +45,63 @@ static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire;
 /* In a session's prepared-statement hash: its statements are ready. */
 #define READY_KEY "clinic: statements ready"
 
+/* Each statement: its prepared name, its argument count, whether running it
+ * twice could write twice (WRITES; the Idempotency-Key statements only run
+ * inside a transaction, which is re-run whole), and its SQL. */
+#define WRITES 1
+#define REPEATABLE 0
+#define SQL_PATIENT_GET "clinic_patient_get", 1, REPEATABLE, \
+    "SELECT id, village_prefix, name, identification_number, contact_no, gender," \
+    " date_of_birth, poor, bs2, sabai, drug_allergy, face_encodings, picture" \
+    " FROM patients WHERE id = %d"
+#define SQL_VISIT_INSERT "clinic_visit_insert", 3, WRITES, \
+    "INSERT INTO visits (patient_id, date, status) VALUES (%d, %pDz, %s)" \
+    " RETURNING id"
+#define SQL_PP_INSERT "clinic_pp_insert", 11, WRITES, \
+    "INSERT INTO practice_patients (id, doctor_id, first_name, last_name," \
+    " date_of_birth, address, insurance, contact, medical_history," \
+    " current_medications, created_at) VALUES (%s, %s, %s, %s, %pDd," \
+    " CAST(%s AS clinic_json_text), CAST(%s AS clinic_json_text)," \
+    " CAST(%s AS clinic_json_text), %pDt, %pDt, %pDz)"
+#define SQL_APPT_LINK "clinic_appt_link", 3, WRITES, \
+    "UPDATE appointments SET patient_id = %s" \
+    " WHERE id = %s AND doctor_id = %s AND patient_id IS NULL"
+#define SQL_APPT_GET "clinic_appt_get", 1, REPEATABLE, \
+    "SELECT doctor_id, patient_id FROM appointments WHERE id = %s"
+#define SQL_IDEM_CLAIM "clinic_idem_claim", 6, REPEATABLE, \
+    "INSERT INTO idempotency_keys (caller, route, key, fingerprint, created_at," \
+    " expires_at) VALUES (%s, %s, %s, %s, %pDz, %pDz) ON CONFLICT DO NOTHING"
+#define SQL_IDEM_GET "clinic_idem_get", 3, REPEATABLE, \
+    "SELECT fingerprint, status, body, created_at, expires_at FROM idempotency_keys" \
+    " WHERE caller = %s AND route = %s AND key = %s"
+#define SQL_IDEM_TAKEOVER "clinic_idem_takeover", 7, REPEATABLE, \
+    "UPDATE idempotency_keys SET fingerprint = %s, status = NULL, body = NULL," \
+    " created_at = %pDz, expires_at = %pDz" \
+    " WHERE caller = %s AND route = %s AND key = %s AND created_at = %pDz"
+#define SQL_IDEM_FINISH "clinic_idem_finish", 5, WRITES, \
+    "UPDATE idempotency_keys SET status = %d, body = %pDt" \
+    " WHERE caller = %s AND route = %s AND key = %s"
+#define SQL_IDEM_EXPIRED "clinic_idem_expired", 1, REPEATABLE, \
+    "SELECT 1 FROM idempotency_keys WHERE expires_at < %pDz LIMIT 1"
+/* expires_at is tested again outside the subquery: a row taken over
+ * meanwhile (new expires_at) is then left alone. */
+#define SQL_IDEM_PURGE "clinic_idem_purge", 2, REPEATABLE, \
+    "DELETE FROM idempotency_keys WHERE expires_at < %pDz AND (caller, route, key) IN" \
+    " (SELECT caller, route, key FROM idempotency_keys WHERE expires_at < %pDz" \
+    " ORDER BY expires_at LIMIT " APR_STRINGIFY(CLINIC_IDEM_PURGE_BATCH) ")"
+#define SQL_SCHEMA_GET "clinic_schema_get", 0, REPEATABLE, \
+    "SELECT max(version) FROM clinic_schema"
+
+#define STMT(name) [CLINIC_SQL_##name] = {SQL_##name}
 static const struct {
     const char *label;
-    const char *sql;
     int nargs;
-    int writes;        /* running it twice could write twice (the Idempotency-Key
-                        * statements only run inside a transaction) */
+    int writes;
+    const char *sql;
 } stmts[CLINIC_SQL_COUNT] = {
-    [CLINIC_SQL_PATIENT_GET] = {"clinic_patient_get",
-        "SELECT id, village_prefix, name, identification_number, contact_no, gender,"
-        " date_of_birth, poor, bs2, sabai, drug_allergy, face_encodings, picture"
-        " FROM patients WHERE id = %d", 1, 0},
-    [CLINIC_SQL_VISIT_INSERT] = {"clinic_visit_insert",
-        "INSERT INTO visits (patient_id, date, status) VALUES (%d, %pDz, %s)"
-        " RETURNING id", 3, 1},
-    [CLINIC_SQL_PP_INSERT] = {"clinic_pp_insert",
-        "INSERT INTO practice_patients (id, doctor_id, first_name, last_name,"
-        " date_of_birth, address, insurance, contact, medical_history,"
-        " current_medications, created_at) VALUES (%s, %s, %s, %s, %pDd,"
-        " CAST(%s AS clinic_json_text), CAST(%s AS clinic_json_text),"
-        " CAST(%s AS clinic_json_text), %pDt, %pDt, %pDz)", 11, 1},
-    [CLINIC_SQL_APPT_LINK] = {"clinic_appt_link",
-        "UPDATE appointments SET patient_id = %s"
-        " WHERE id = %s AND doctor_id = %s AND patient_id IS NULL", 3, 1},
-    [CLINIC_SQL_APPT_GET] = {"clinic_appt_get",
-        "SELECT doctor_id, patient_id FROM appointments WHERE id = %s", 1, 0},
-    [CLINIC_SQL_IDEM_CLAIM] = {"clinic_idem_claim",
-        "INSERT INTO idempotency_keys (caller, route, key, fingerprint, created_at,"
-        " expires_at) VALUES (%s, %s, %s, %s, %pDz, %pDz) ON CONFLICT DO NOTHING", 6, 0},
-    [CLINIC_SQL_IDEM_GET] = {"clinic_idem_get",
-        "SELECT fingerprint, status, body, created_at, expires_at FROM idempotency_keys"
-        " WHERE caller = %s AND route = %s AND key = %s", 3, 0},
-    [CLINIC_SQL_IDEM_TAKEOVER] = {"clinic_idem_takeover",
-        "UPDATE idempotency_keys SET fingerprint = %s, status = NULL, body = NULL,"
-        " created_at = %pDz, expires_at = %pDz"
-        " WHERE caller = %s AND route = %s AND key = %s AND created_at = %pDz", 7, 0},
-    [CLINIC_SQL_IDEM_FINISH] = {"clinic_idem_finish",
-        "UPDATE idempotency_keys SET status = %d, body = %pDt"
-        " WHERE caller = %s AND route = %s AND key = %s", 5, 1},
-    [CLINIC_SQL_IDEM_EXPIRED] = {"clinic_idem_expired",
-        "SELECT 1 FROM idempotency_keys WHERE expires_at < %pDz LIMIT 1", 1, 0},
-    /* expires_at is tested again outside the subquery: a row taken over
-     * meanwhile (new expires_at) is then left alone. */
-    [CLINIC_SQL_IDEM_PURGE] = {"clinic_idem_purge",
-        "DELETE FROM idempotency_keys WHERE expires_at < %pDz AND (caller, route, key) IN"
-        " (SELECT caller, route, key FROM idempotency_keys WHERE expires_at < %pDz"
-        " ORDER BY expires_at LIMIT " APR_STRINGIFY(CLINIC_IDEM_PURGE_BATCH) ")", 2, 0},
-    [CLINIC_SQL_SCHEMA_GET] = {"clinic_schema_get",
-        "SELECT max(version) FROM clinic_schema", 0, 0},
+    STMT(PATIENT_GET), STMT(VISIT_INSERT), STMT(PP_INSERT), STMT(APPT_LINK), STMT(APPT_GET),
+    STMT(IDEM_CLAIM), STMT(IDEM_GET), STMT(IDEM_TAKEOVER), STMT(IDEM_FINISH),
+    STMT(IDEM_EXPIRED), STMT(IDEM_PURGE), STMT(SCHEMA_GET)
 };
 
 int clinic_db_init(server_rec *s, int needed)
@@ -493,8 +502,10 @@ static apr_dbd_prepared_t *statement(clinic_db_t *db, clinic_sql_t q)
     return st;
 }
 
-static int select_once(clinic_db_t *db, clinic_sql_t q, const char **args,
-                       apr_dbd_results_t **res)
+/* One prepared statement, once: rows into *res (a select) or a count into
+ * *nrows. */
+static int run_once(clinic_db_t *db, clinic_sql_t q, const char **args,
+                    apr_dbd_results_t **res, int *nrows)
 {
     apr_dbd_prepared_t *st = statement(db, q);
     apr_time_t t0;
@@ -502,27 +513,16 @@ static int select_once(clinic_db_t *db, clinic_sql_t q, const char **args,
 
     if (!st)
         return CLINIC_DB_ERROR;
-    *res = NULL;
     t0 = clinic_metric_now();
-    rv = apr_dbd_pselect(db->dbd->driver, db->r->pool, db->dbd->handle, res, st,
-                         1, stmts[q].nargs, args);
-    clinic_metric_db_time(db->r, t0);
-    return rv == 0 ? CLINIC_DB_OK
-                   : classify(db, rv, stmts[q].label, db->in_txn || !stmts[q].writes, 1);
-}
-
-static int exec_once(clinic_db_t *db, clinic_sql_t q, const char **args, int *nrows)
-{
-    apr_dbd_prepared_t *st = statement(db, q);
-    apr_time_t t0;
-    int rv;
-
-    if (!st)
-        return CLINIC_DB_ERROR;
-    *nrows = 0;
-    t0 = clinic_metric_now();
-    rv = apr_dbd_pquery(db->dbd->driver, db->r->pool, db->dbd->handle, nrows, st,
-                        stmts[q].nargs, args);
+    if (res) {
+        *res = NULL;
+        rv = apr_dbd_pselect(db->dbd->driver, db->r->pool, db->dbd->handle, res, st,
+                             1, stmts[q].nargs, args);
+    } else {
+        *nrows = 0;
+        rv = apr_dbd_pquery(db->dbd->driver, db->r->pool, db->dbd->handle, nrows, st,
+                            stmts[q].nargs, args);
+    }
     clinic_metric_db_time(db->r, t0);
     return rv == 0 ? CLINIC_DB_OK
                    : classify(db, rv, stmts[q].label, db->in_txn || !stmts[q].writes, 1);
@@ -539,13 +539,6 @@ static int again(clinic_db_t *db, int rc, int was_in_txn)
     if (db->repair && (rc = prepare_session(db, "its statements were stale")) != CLINIC_DB_OK)
         return rc;
     return CLINIC_DB_RETRY;
-}
-
-/* One statement, rows into *res (a select) or a count into *nrows. */
-static int run_once(clinic_db_t *db, clinic_sql_t q, const char **args,
-                    apr_dbd_results_t **res, int *nrows)
-{
-    return res ? select_once(db, q, args, res) : exec_once(db, q, args, nrows);
 }
 
 static int run_statement(clinic_db_t *db, clinic_sql_t q, const char **args,
