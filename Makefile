@@ -76,6 +76,10 @@ tools/mkjwt: tools/mkjwt.c $(CORE_LIB) $(CORE_HDR) .build-flags
 tools/verifybench: tools/verifybench.c $(CORE_LIB) $(CORE_HDR) .build-flags
 	$(CC) $(subst -O1,-O2,$(UNIT_CFLAGS)) -o $@ $< $(TOOL_LIBS)
 
+# The bench's token minter and cost timer (bench/bench.pl).
+bench/tokens: bench/tokens.c $(CORE_LIB) $(CORE_HDR) .build-flags
+	$(CC) $(subst -O1,-O2,$(UNIT_CFLAGS)) -o $@ $< $(TOOL_LIBS)
+
 t/unit/test_%: t/unit/test_%.c $(CORE_LIB) $(CORE_HDR) .build-flags
 	$(CC) $(UNIT_CFLAGS) -o $@ $< $(TOOL_LIBS) -lcmocka
 
@@ -136,7 +140,7 @@ failover: mod_clinic.so tools/mkjwt
 # bench/cases.pl measured by bench/bench.pl into bench-results.json, rendered by
 # bench/report.pl (BENCHMARKS.md). Measures; asserts nothing.
 bench: deps
-	$(MAKE) mod_clinic.so tools/mkjwt
+	$(MAKE) mod_clinic.so tools/mkjwt bench/tokens
 	./scripts/bench.sh
 
 # The farm and failover tests do not preload the ASan runtime: skipped with ASAN=1.
@@ -162,5 +166,5 @@ install: mod_clinic.so
 clean:
 	rm -rf .libs src/.libs *.la *.lo *.o *.slo src/*.lo src/*.o src/*.slo src/*.la \
 	    src/core/*.o $(CORE_LIB) \
-	    mod_clinic.so build.log .build-flags tools/mkjwt tools/verifybench $(UNIT_TESTS) t/fuzz/bin t/fuzz/crashes \
+	    mod_clinic.so build.log .build-flags tools/mkjwt tools/verifybench bench/tokens $(UNIT_TESTS) t/fuzz/bin t/fuzz/crashes \
 	    libapache2-mod-clinic_*.deb

@@ -11,7 +11,7 @@
 # Settings (environment): BENCH_DURATION (10 s per wrk/pgbench run),
 # BENCH_CONNECTIONS (16), BENCH_THREADS (2), BENCH_MEM_WARMUP (20000),
 # BENCH_MEM_REQUESTS (200000), BENCH_CG_N (200), BENCH_TOKEN_POOL (5000),
-# BENCH_SKIP ("throughput mem cg tokens": parts left out), BENCH_CASES
+# BENCH_SKIP ("throughput bigdata mem cg tokens": parts left out), BENCH_CASES
 # (names of the cases to run, default all).
 use strict;
 use Digest::SHA ();
@@ -190,8 +190,9 @@ sub make_tokens {
     # bench/tokens.c: distinct RS256 tokens, more than the module's cache of
     # verified tokens holds (a new token every request), and the native cost
     # of the token work.
-    system($ENV{CC} || 'cc', '-O2', '-o', "$work/tokens", "$bench/tokens.c", '-ljwt', '-ljansson', '-lcrypto') == 0
-        or die "bench: bench/tokens.c does not build\n";
+    # (built by `make bench/tokens`, linking the core's base64url)
+    -x "$bench/tokens" or die "bench: bench/tokens is not built (make bench/tokens)\n";
+    system('cp', "$bench/tokens", "$work/tokens") == 0 or die "bench: cp bench/tokens\n";
     system("'$work/tokens' mint '$key{RS256}' $S{token_pool} > '$work/keys/rs256-pool'") == 0 or die "tokens mint\n";
     $token{'rs256-new'} = "\@$work/keys/rs256-pool";
     # A key set with the same public key, for variants (bench/conf/jwks-file.conf).
@@ -356,27 +357,45 @@ sub commit_latency {   # one session's INSERT + COMMIT: the floor of every write
     return $ms;
 }
 
+sub warm_up {   # 2 s per route, after a start with the default configuration
+    say("Apache on $base; warm-up (2 s per route); load " . loadavg());
+    system("wrk -t$S{threads} -c$S{conns} -d2s -s '$bench/visits.lua' '$base/visits' -- '$token{rs256}'"
+           . " > '$work/logs/wrk-warm-visits.out' 2>&1");
+    system("wrk -t$S{threads} -c$S{conns} -d2s -s '$bench/link.lua' '$base/patients/add_and_link?uid=doc-bench'"
+           . " -- '$token{rs256}' 0 $S{wrk_cap} > '$work/logs/wrk-warm-link.out' 2>&1");
+    sleep 1;
+}
+
+sub big_data {   # bench/bigdata.sql: 2 million visits and appointments
+    my $t0 = time;
+    say('PostgreSQL: 2 million visits and 2 million appointments (bench/bigdata.sql)');
+    system('psql', '-X', '-q', '-h', $o{sock}, '-d', 'clinic', '-v', 'ON_ERROR_STOP=1', '-o', '/dev/null',
+           '-f', "$bench/bigdata.sql") == 0 or die "bench: bench/bigdata.sql failed\n";
+    $R{bigdata} = { seconds => int(time - $t0), visits => n_visits() + 0,
+                    appointments => sql('SELECT count(*) FROM appointments') + 0 };
+    say("  loaded in $R{bigdata}{seconds} s: $R{bigdata}{visits} visits, $R{bigdata}{appointments} appointments");
+}
+
 sub throughput {
     $R{commit_ms} = commit_latency();
     say("one session's INSERT + COMMIT: $R{commit_ms} ms on average");
     # Apache cases, grouped by configuration (one start each, default first);
-    # then pgbench with Apache stopped.
-    my @http = grep { $_->{kind} ne 'pgbench' } @cases;
-    my @confs = do { my %seen; grep { !$seen{$_}++ } map { $_->{conf} // '' } @http };
-    for my $conf (@confs) {
-        apache_start($conf || undef);
-        if ($conf eq '') {
-            say("Apache on $base; warm-up (2 s per route); load " . loadavg());
-            system("wrk -t$S{threads} -c$S{conns} -d2s -s '$bench/visits.lua' '$base/visits' -- '$token{rs256}'"
-                   . " > '$work/logs/wrk-warm-visits.out' 2>&1");
-            system("wrk -t$S{threads} -c$S{conns} -d2s -s '$bench/link.lua' '$base/patients/add_and_link?uid=doc-bench'"
-                   . " -- '$token{rs256}' 0 $S{wrk_cap} > '$work/logs/wrk-warm-link.out' 2>&1");
-            sleep 1;
+    # then pgbench with Apache stopped; then the same on the large data set.
+    my @small = grep { !$_->{data} } @cases;
+    my @big = skip('bigdata') ? () : grep { $_->{data} } @cases;
+    for my $set (\@small, \@big) {
+        next unless @$set;
+        big_data() if $set == \@big;
+        my @http = grep { $_->{kind} ne 'pgbench' } @$set;
+        my @confs = do { my %seen; grep { !$seen{$_}++ } map { $_->{conf} // '' } @http };
+        for my $conf (@confs) {
+            apache_start($conf || undef);
+            warm_up() if $conf eq '';
+            run_case($_) for grep { ($_->{conf} // '') eq $conf } @http;
+            apache_stop();
         }
-        run_case($_) for grep { ($_->{conf} // '') eq $conf } @http;
-        apache_stop();
+        run_case($_) for grep { $_->{kind} eq 'pgbench' } @$set;
     }
-    run_case($_) for grep { $_->{kind} eq 'pgbench' } @cases;
     $R{checkpoints} = () = slurp("$work/logs/pg.log") =~ /checkpoint starting: (?:time|wal)/g;
 }
 sub run_case {
@@ -384,7 +403,7 @@ sub run_case {
     say(sprintf '%s: %s%s, %s s; load %s', $c->{name}, $c->{kind}, $c->{conf} ? " + bench/conf/$c->{conf}.conf" : '',
         $S{dur}, loadavg());
     my $r = $run_kind{ $c->{kind} }->($c);
-    my %desc = map { defined $c->{$_} ? ($_ => $c->{$_}) : () } qw(name kind route token conf script role rate_of note);
+    my %desc = map { defined $c->{$_} ? ($_ => $c->{$_}) : () } qw(name kind route token conf script role rate_of data note);
     my $res = { %desc, %$r };
     push @{ $R{cases} }, $res;
     $R{case}{ $c->{name} } = $res;

@@ -26,6 +26,7 @@
  *   sha256_token_fetched  the same with an EVP_MD fetched once
  */
 #include <jwt.h>
+#include "b64url.h"
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <stdio.h>
@@ -72,32 +73,6 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void b64url_encode(const unsigned char *in, size_t n, char *out)
-{
-    static const char tab[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t i, o = 0;
-
-    for (i = 0; i + 2 < n; i += 3) {
-        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
-        out[o++] = tab[v >> 18 & 63];
-        out[o++] = tab[v >> 12 & 63];
-        out[o++] = tab[v >> 6 & 63];
-        out[o++] = tab[v & 63];
-    }
-    if (n - i == 1) {
-        unsigned v = (unsigned)in[i] << 16;
-        out[o++] = tab[v >> 18 & 63];
-        out[o++] = tab[v >> 12 & 63];
-    } else if (n - i == 2) {
-        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8;
-        out[o++] = tab[v >> 18 & 63];
-        out[o++] = tab[v >> 12 & 63];
-        out[o++] = tab[v >> 6 & 63];
-    }
-    out[o] = '\0';
-}
-
 static int mint(const char *pem_path, long n)
 {
     static const char hdr[] = "{\"alg\":\"RS256\",\"typ\":\"JWT\"}";
@@ -113,13 +88,13 @@ static int mint(const char *pem_path, long n)
         return 2;
     }
     fclose(f);
-    b64url_encode((const unsigned char *)hdr, strlen(hdr), hdr64);
+    clinic_b64url_encode((const unsigned char *)hdr, strlen(hdr), hdr64);
     for (i = 1; i <= n; i++) {
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         snprintf(claims, sizeof claims,
                  "{\"sub\":\"bench\",\"userId\":\"doc-bench\",\"jti\":\"pool-%ld\","
                  "\"iat\":%ld,\"exp\":%ld}", i, t, t + 3600);
-        b64url_encode((const unsigned char *)claims, strlen(claims), claims64);
+        clinic_b64url_encode((const unsigned char *)claims, strlen(claims), claims64);
         snprintf(input, sizeof input, "%s.%s", hdr64, claims64);
         sig_len = sizeof sig;
         if (!ctx || EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) != 1 ||
@@ -128,41 +103,11 @@ static int mint(const char *pem_path, long n)
             return 1;
         }
         EVP_MD_CTX_free(ctx);
-        b64url_encode(sig, sig_len, sig64);
+        clinic_b64url_encode(sig, sig_len, sig64);
         printf("%s.%s\n", input, sig64);
     }
     EVP_PKEY_free(key);
     return 0;
-}
-
-static int b64url_val(int c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-}
-
-static size_t b64url_decode(const char *in, size_t n, unsigned char *out)
-{
-    size_t i, o = 0;
-    unsigned acc = 0;
-    int bits = 0;
-
-    for (i = 0; i < n; i++) {
-        int v = b64url_val((unsigned char)in[i]);
-        if (v < 0)
-            break;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-        }
-    }
-    return o;
 }
 
 /* The best of 7 trials of at least 50 ms of CPU each: other processes on
@@ -223,7 +168,7 @@ static int cost(char **argv)
     dot = strrchr(rs_tok, '.');
     if (!pkey || !dot)
         return 1;
-    sig_len = b64url_decode(dot + 1, strlen(dot + 1), sig);
+    sig_len = (size_t)clinic_b64url_decode(dot + 1, strlen(dot + 1), sig);
     TIME("evp_verify_rs256", {
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         if (EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pkey) != 1 ||
