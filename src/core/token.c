@@ -5,12 +5,12 @@
  * checked here.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/evp.h>
 #include <pthread.h>
 
 #include "b64url.h"
@@ -264,11 +264,20 @@ static int same_policy(const policy_tag_t *a, const clinic_token_policy_t *p)
            a->issuer == p->issuer && a->audience == p->audience && a->leeway == p->leeway;
 }
 
+/* A slot keeps its own copy of the token, compared in full on a hit: a
+ * token is taken from here only when it is byte for byte one verified
+ * before (no digest whose collision could stand in for a signature). The
+ * slot is picked by a hash of the token's last bytes, its signature, which
+ * differ between any two tokens a key signed; a crafted collision only
+ * evicts. Tokens longer than CACHED_MAX are verified every time. */
+#define CACHED_MAX 2048
+
 typedef struct {
-    unsigned char digest[32];
+    char *token;                    /* malloc'd copy; NULL: empty slot */
+    size_t len;
     policy_tag_t policy;            /* the policy it was verified under */
     json_int_t exp;
-    json_t *claims;                 /* NULL: empty slot */
+    json_t *claims;
 } cache_slot_t;
 
 static cache_slot_t cache[CACHE_SLOTS];
@@ -276,24 +285,43 @@ static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long cache_hits;
 static __thread int last_hit;   /* for clinic_token_last_was_hit */
 
+/* FNV-1a over the length and the last 32 bytes. */
+static cache_slot_t *slot_of(const char *tok, size_t len)
+{
+    uint64_t h = 14695981039346656037ULL ^ len;
+    size_t i = len > 32 ? len - 32 : 0;
+
+    for (; i < len; i++)
+        h = (h ^ (unsigned char)tok[i]) * 1099511628211ULL;
+    return &cache[(h ^ (h >> 32)) % CACHE_SLOTS];
+}
+
+/* Under cache_lock: the claims of tok if this slot holds it, verified under
+ * this policy and not expired. */
+static json_t *lookup(const cache_slot_t *s, const clinic_token_policy_t *p, const char *tok,
+                      size_t len, long now)
+{
+    if (s->claims && s->len == len && same_policy(&s->policy, p) &&
+        (json_int_t)now - p->leeway < s->exp && memcmp(s->token, tok, len) == 0)
+        return json_incref(s->claims);
+    return NULL;
+}
+
 int clinic_token_verify_cached(const clinic_token_policy_t *p, const char *tok,
                                size_t len, long now, json_t **claims,
                                const char **why)
 {
-    unsigned char d[32];
-    unsigned int dlen = 0;
     cache_slot_t *s;
-    json_t *old;
+    json_t *old_claims;
+    char *copy, *old_token;
     int rc;
 
     last_hit = 0;
-    if (len > CLINIC_TOKEN_MAX || !EVP_Digest(tok, len, d, &dlen, EVP_sha256(), NULL))
+    if (len > CACHED_MAX)
         return clinic_token_verify(p, tok, len, now, claims, why);
-    s = &cache[((unsigned)d[0] << 8 | d[1]) % CACHE_SLOTS];
+    s = slot_of(tok, len);
     pthread_mutex_lock(&cache_lock);
-    if (s->claims && memcmp(s->digest, d, sizeof d) == 0 && same_policy(&s->policy, p) &&
-        (json_int_t)now - p->leeway < s->exp) {
-        *claims = json_incref(s->claims);
+    if ((*claims = lookup(s, p, tok, len, now)) != NULL) {
         cache_hits++;
         last_hit = 1;
         pthread_mutex_unlock(&cache_lock);
@@ -303,14 +331,20 @@ int clinic_token_verify_cached(const clinic_token_policy_t *p, const char *tok,
 
     if ((rc = clinic_token_verify(p, tok, len, now, claims, why)) != 0)
         return rc;
+    if (!(copy = malloc(len)))
+        return 0;   /* verified, just not kept */
+    memcpy(copy, tok, len);
     pthread_mutex_lock(&cache_lock);
-    old = s->claims;
-    memcpy(s->digest, d, sizeof d);
+    old_claims = s->claims;
+    old_token = s->token;
+    s->token = copy;
+    s->len = len;
     s->policy = tag_of(p);
     s->exp = json_integer_value(json_object_get(*claims, "exp"));
     s->claims = json_incref(*claims);
     pthread_mutex_unlock(&cache_lock);
-    json_decref(old);
+    json_decref(old_claims);
+    free(old_token);
     return 0;
 }
 

@@ -34,10 +34,11 @@ int clinic_token_verify(const clinic_token_policy_t *p, const char *tok,
                         size_t len, long now, json_t **claims,
                         const char **why);
 
-/* clinic_token_verify behind a per-process cache of verified tokens, keyed
- * by the SHA-256 of the token and the policy: a token seen before under the
- * same policy skips the signature work until its exp (checked with the
- * leeway on every hit). Thread-safe. */
+/* clinic_token_verify behind a per-process cache of verified tokens (1,024
+ * slots, each holding a copy of its token, compared in full): a token seen
+ * before under the same policy skips the signature work until its exp
+ * (checked with the leeway on every hit). Tokens over 2,048 bytes are not
+ * kept. Thread-safe. */
 int clinic_token_verify_cached(const clinic_token_policy_t *p, const char *tok,
                                size_t len, long now, json_t **claims,
                                const char **why);

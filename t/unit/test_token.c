@@ -584,6 +584,26 @@ static void test_cache(void **state)
         assert_int_equal(clinic_token_cache_hits(), h + 1);
         free(ktok);
     }
+    /* the same length and the same signature (so the same slot) with one
+       payload character changed: compared in full, verified, refused */
+    {
+        char *forged = strdup(tok);
+        char *p = strchr(forged, '.') + 2;
+        unsigned long h;
+
+        assert_int_equal(clinic_token_verify_cached(&rs, tok, n, NOW, &claims, &why), 0);
+        json_decref(claims);
+        h = clinic_token_cache_hits();
+        assert_int_equal(clinic_token_verify_cached(&rs, tok, n, NOW, &claims, &why), 0);
+        json_decref(claims);
+        claims = NULL;
+        assert_int_equal(clinic_token_cache_hits(), h + 1);   /* it is in the cache */
+        *p = *p == 'A' ? 'B' : 'A';
+        assert_int_equal(clinic_token_verify_cached(&rs, forged, n, NOW, &claims, &why), -1);
+        assert_null(claims);
+        assert_int_equal(clinic_token_cache_hits(), h + 1);
+        free(forged);
+    }
     hits = clinic_token_cache_hits() - 1;
 
     tok[n - 3] = tok[n - 3] == 'A' ? 'B' : 'A';   /* one signature character */
