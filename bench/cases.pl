@@ -17,6 +17,10 @@
 #   script  pgbench: the file in bench/; role => 'ceiling' marks the least SQL
 #           a correct implementation must run for the route (issue 13)
 #   rate_of pgbench: run at the req/s that wrk case reached (pgbench -R)
+#   data    '2m': run after every other throughput case, once bench/bigdata.sql
+#           has put 2 million visits and 2 million appointments in the tables
+#           (the same route and token as a case without it: cost must not grow
+#           with the data; BENCH_SKIP=bigdata leaves them out)
 #   note    one line for the report
 #
 # A configuration VARIANT is one more wrk case: the same route and token with
@@ -31,10 +35,10 @@
     { name => 'link.hs',        kind => 'wrk', route => 'link',   token => 'hs256' },
     { name => 'visits.rs-new',  kind => 'wrk', route => 'visits', token => 'rs256-new' },
     { name => 'link.rs-new',    kind => 'wrk', route => 'link',   token => 'rs256-new' },
-    { name => 'visits.rs.c64',  kind => 'wrk', route => 'visits', token => 'rs256', conns => 64 },
-    { name => 'visits.rs.c256', kind => 'wrk', route => 'visits', token => 'rs256', conns => 256 },
-    { name => 'link.rs.c64',    kind => 'wrk', route => 'link',   token => 'rs256', conns => 64 },
-    { name => 'link.rs.c256',   kind => 'wrk', route => 'link',   token => 'rs256', conns => 256 },
+    { name => 'visits.rs.c64',  kind => 'wrk', route => 'visits', token => 'rs256', conns => 64, conf => 'many-workers' },
+    { name => 'visits.rs.c256', kind => 'wrk', route => 'visits', token => 'rs256', conns => 256, conf => 'many-workers' },
+    { name => 'link.rs.c64',    kind => 'wrk', route => 'link',   token => 'rs256', conns => 64, conf => 'many-workers' },
+    { name => 'link.rs.c256',   kind => 'wrk', route => 'link',   token => 'rs256', conns => 256, conf => 'many-workers' },
     { name => 'static',         kind => 'static',
       note => 'the httpd floor: the size of a /visits answer, no module, no database' },
     { name => 'visits.rs.jwks-file', kind => 'wrk', route => 'visits', token => 'rs256-kid', conf => 'jwks-file',
@@ -53,6 +57,10 @@
       note => 'ClinicMetrics Off (the other cases count metrics)' },
     { name => 'link.rs.metrics-off', kind => 'wrk', route => 'link', token => 'rs256', conf => 'metrics-off',
       note => 'ClinicMetrics Off (the other cases count metrics)' },
+    { name => 'visits.rs.2m', kind => 'wrk', route => 'visits', token => 'rs256', data => '2m',
+      note => '2 million visits and 2 million appointments in the tables' },
+    { name => 'link.rs.2m', kind => 'wrk', route => 'link', token => 'rs256', data => '2m',
+      note => '2 million visits and 2 million appointments in the tables' },
 
     { name => 'pg.visits', kind => 'pgbench', route => 'visits', script => 'visits-min.pgbench', role => 'ceiling',
       note => 'one statement: INSERT the visit from the patient row, RETURNING what the answer needs' },
@@ -68,4 +76,8 @@
       rate_of => 'visits.rs', note => "the ceiling's SQL at mod_clinic's RS256 rate" },
     { name => 'pg.link-rate', kind => 'pgbench', route => 'link', script => 'link.pgbench',
       rate_of => 'link.rs', note => "the ceiling's SQL at mod_clinic's RS256 rate" },
+    { name => 'pg.visits.2m', kind => 'pgbench', route => 'visits', script => 'visits-min.pgbench', data => '2m',
+      note => "the /visits ceiling's SQL with 2 million visits and appointments in the tables" },
+    { name => 'pg.link.2m', kind => 'pgbench', route => 'link', script => 'link.pgbench', data => '2m',
+      note => "the add-and-link ceiling's SQL with 2 million visits and appointments in the tables" },
 );

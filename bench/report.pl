@@ -56,13 +56,15 @@ if (@cases) {
     # and the ceiling's SQL would reach 1 / (1/ceiling + 1/floor).
     my $floor = $case{static};
     my %ceiling = map { $_->{route} => $_ } grep { ($_->{role} // '') eq 'ceiling' } @cases;
+    # A case on the large data set is compared with the ceiling on it.
+    my %ceiling_big = map { $_->{route} => $_ } grep { $_->{kind} eq 'pgbench' && $_->{data} && !$_->{rate_of} } @cases;
     print "### Against what this Apache and this database allow\n\n";
     print "Ceiling: pgbench running the least SQL a correct implementation must run for the route; floor: the same\n";
     print "Apache serving a static file of the size of a /visits answer; ideal = 1 / (1/ceiling + 1/floor), all in\n";
     print "this run (the ceilings and the floor at $S->{conns} connections).\n\n";
     my @rows;
     for my $c (grep { $_->{kind} eq 'wrk' } @cases) {
-        my $ceil = $ceiling{ $c->{route} };
+        my $ceil = $c->{data} ? $ceiling_big{ $c->{route} } : $ceiling{ $c->{route} };
         my ($cr, $fr) = ($ceil ? $ceil->{rps} : 0, $floor ? $floor->{rps} : 0);
         my $ideal = $cr > 0 && $fr > 0 ? 1 / (1 / $cr + 1 / $fr) : 0;
         push @rows, [$c->{name}, what($c), f('%.0f', $c->{rps}), f('%.2f', $c->{p50_ms}), f('%.2f', $c->{p99_ms}),
@@ -74,6 +76,22 @@ if (@cases) {
     table(['case', 'run', ':req/s or txn/s', ':p50 ms', ':p99 ms'],
           map { [$_->{name}, what($_), f('%.0f', $_->{rps}), f('%.2f', $_->{p50_ms}), f('%.2f', $_->{p99_ms})] }
           grep { $_->{kind} ne 'wrk' } @cases);
+
+    if (my @big = grep { $_->{data} } @cases) {
+        my $bd = $R->{bigdata} // {};
+        print "### Cost against the data\n\n";
+        print "The same cases after bench/bigdata.sql put $bd->{visits} visits and $bd->{appointments} appointments in\n";
+        print "the tables (loaded in $bd->{seconds} s), against the same case earlier in this run:\n\n";
+        table(['case', ':req/s', ':p99 ms', 'same case, small tables', ':req/s', ':p99 ms', ':ratio'],
+              map {
+                  my $c = $_;
+                  (my $base_name = $c->{name}) =~ s/\.2m$//;
+                  my $b = $case{$base_name};
+                  [$c->{name}, f('%.0f', $c->{rps}), f('%.2f', $c->{p99_ms}), $b ? $b->{name} : '-',
+                   f('%.0f', $b && $b->{rps}), f('%.2f', $b && $b->{p99_ms}),
+                   $b && $b->{rps} ? f('%.2f', $c->{rps} / $b->{rps}) : '-']
+              } @big);
+    }
 
     print "### Every run: answers against rows written\n\n";
     table(['case', ':requests/s', ':p50 ms', ':p99 ms', ':2xx (client) or txns', ':non-2xx or failed',

@@ -24,7 +24,7 @@
 #   BENCH_MEM_REQUESTS=200000  ... and between the two samples
 #   BENCH_CG_N=200           callgrind: requests per case
 #   BENCH_TOKEN_POOL=5000    distinct RS256 tokens for the new-token cases
-#   BENCH_SKIP="mem cg"      skip parts (throughput, mem, cg, tokens)
+#   BENCH_SKIP="mem cg"      skip parts (throughput, bigdata, mem, cg, tokens)
 #   BENCH_JSON=FILE          where the results go (default bench-results.json in the tree)
 #   BENCH_OUT=FILE           also write the Markdown report there
 #   BENCH_KEEP=1             keep the work dir (logs, callgrind files)
