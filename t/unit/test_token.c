@@ -527,6 +527,22 @@ static void test_duplicate_claims(void **state)
     reject(&hs, tok, "claims are not one JSON object");
 }
 
+/* Verify tok twice under p: the second is a cache hit. The hit count after. */
+static unsigned long assert_cached(const clinic_token_policy_t *p, const char *tok, size_t n)
+{
+    json_t *claims = NULL;
+    const char *why = NULL;
+    unsigned long h;
+
+    assert_int_equal(clinic_token_verify_cached(p, tok, n, NOW, &claims, &why), 0);
+    json_decref(claims);
+    h = clinic_token_cache_hits();
+    assert_int_equal(clinic_token_verify_cached(p, tok, n, NOW, &claims, &why), 0);
+    json_decref(claims);
+    assert_int_equal(clinic_token_cache_hits(), h + 1);
+    return h + 1;
+}
+
 /* The cache of verified tokens: a hit skips verification, but exp still
  * applies, the policy must be the same, and a changed token is verified. */
 static void test_cache(void **state)
@@ -568,20 +584,13 @@ static void test_cache(void **state)
         clinic_token_policy_t k2only = jwks_policy("RS256", jwks_all + 1, 1);
         char *ktok = sign("RS256", rsa_priv, "k1", fmt("{" STD ",\"exp\":%ld}", NOW + 100));
         size_t kn = strlen(ktok);
-        unsigned long h;
+        unsigned long h = assert_cached(&rot, ktok, kn);
 
-        assert_int_equal(clinic_token_verify_cached(&rot, ktok, kn, NOW, &claims, &why), 0);
-        json_decref(claims);
-        h = clinic_token_cache_hits();
-        assert_int_equal(clinic_token_verify_cached(&rot, ktok, kn, NOW, &claims, &why), 0);
-        json_decref(claims);
-        assert_int_equal(clinic_token_cache_hits(), h + 1);
-        claims = NULL;
         k2only.issuer = rot.issuer;   /* same strings: only the key set differs */
         assert_int_equal(clinic_token_verify_cached(&k2only, ktok, kn, NOW, &claims, &why),
                          CLINIC_TOKEN_UNKNOWN_KID);
         assert_null(claims);
-        assert_int_equal(clinic_token_cache_hits(), h + 1);
+        assert_int_equal(clinic_token_cache_hits(), h);
         free(ktok);
     }
     /* the same length and the same signature (so the same slot) with one
@@ -589,19 +598,11 @@ static void test_cache(void **state)
     {
         char *forged = strdup(tok);
         char *p = strchr(forged, '.') + 2;
-        unsigned long h;
-
-        assert_int_equal(clinic_token_verify_cached(&rs, tok, n, NOW, &claims, &why), 0);
-        json_decref(claims);
-        h = clinic_token_cache_hits();
-        assert_int_equal(clinic_token_verify_cached(&rs, tok, n, NOW, &claims, &why), 0);
-        json_decref(claims);
-        claims = NULL;
-        assert_int_equal(clinic_token_cache_hits(), h + 1);   /* it is in the cache */
+        unsigned long h = assert_cached(&rs, tok, n);
         *p = *p == 'A' ? 'B' : 'A';
         assert_int_equal(clinic_token_verify_cached(&rs, forged, n, NOW, &claims, &why), -1);
         assert_null(claims);
-        assert_int_equal(clinic_token_cache_hits(), h + 1);
+        assert_int_equal(clinic_token_cache_hits(), h);
         free(forged);
     }
     hits = clinic_token_cache_hits() - 1;
