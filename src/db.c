@@ -31,6 +31,7 @@
  * such a statement never ran, so that cannot write twice. A reset session
  * is retried only when no write can have happened.
  */
+#include <poll.h>
 #include <libpq-fe.h>
 
 #include "db.h"
@@ -447,6 +448,32 @@ static apr_status_t txn_cleanup(void *d)
     return APR_SUCCESS;
 }
 
+/* PostgreSQL: a pooled session idle between requests has nothing to read
+ * unless its server closed it meanwhile (a FATAL such as 57P01 on a
+ * restart, idle_session_timeout, and/or EOF). Such a session is reset now,
+ * before the request's first statement, which may be a write that must
+ * not run twice and so could not be repeated after failing on it. One
+ * poll(2) that does not wait; a needless reset is harmless. */
+static int check_alive(clinic_db_t *db)
+{
+    PGconn *pg = apr_dbd_native_handle(db->dbd->driver, db->dbd->handle);
+    struct pollfd pfd = {PQsocket(pg), POLLIN, 0};
+    int rc;
+
+    if (PQstatus(pg) == CONNECTION_OK && pfd.fd >= 0 && poll(&pfd, 1, 0) == 0)
+        return CLINIC_DB_OK;
+    clinic_info(db->r, "the pooled database session was closed by its server: reconnecting");
+    clinic_metric_db_error(CLINIC_DBERR_UNAVAILABLE);
+    PQreset(pg);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        clinic_error(db->r, "reconnecting the database session failed: %.*s",
+                     (int)strcspn(PQerrorMessage(pg), "\r\n"), PQerrorMessage(pg));
+        return CLINIC_DB_DOWN;
+    }
+    rc = prepare_session(db, "the server closed this pooled session");
+    return rc == CLINIC_DB_OK || rc == CLINIC_DB_SCHEMA ? rc : CLINIC_DB_DOWN;
+}
+
 int clinic_db_acquire(request_rec *r, clinic_db_t **dbp)
 {
     clinic_db_t *db = apr_pcalloc(r->pool, sizeof *db);
@@ -470,7 +497,7 @@ int clinic_db_acquire(request_rec *r, clinic_db_t **dbp)
     apr_pool_userdata_setn(db, "clinic_db", NULL, r->pool);
     if (!apr_hash_get(db->dbd->prepared, READY_KEY, APR_HASH_KEY_STRING))
         return prepare_session(db, NULL);
-    return CLINIC_DB_OK;
+    return db->pgsql ? check_alive(db) : CLINIC_DB_OK;
 }
 
 clinic_db_t *clinic_db_of(request_rec *r)
