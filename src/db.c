@@ -52,6 +52,7 @@ static const struct {
     int nargs;
     int writes;        /* running it twice could write twice (the Idempotency-Key
                         * statements only run inside a transaction) */
+    int pgsql_only;    /* not prepared on SQLite (data-modifying WITH) */
 } stmts[CLINIC_SQL_COUNT] = {
     [CLINIC_SQL_PATIENT_GET] = {"clinic_patient_get",
         "SELECT id, village_prefix, name, identification_number, contact_no, gender,"
@@ -60,6 +61,16 @@ static const struct {
     [CLINIC_SQL_VISIT_INSERT] = {"clinic_visit_insert",
         "INSERT INTO visits (patient_id, date, status) VALUES (%d, %pDz, %s)"
         " RETURNING id", 3, 1},
+    /* The patient row and the visit's id (last: visits.c's P_* indexes);
+     * no row when there is no such patient (nothing inserted). */
+    [CLINIC_SQL_VISIT_ONE] = {"clinic_visit_one",
+        "WITH p AS (SELECT id, village_prefix, name, identification_number, contact_no,"
+        " gender, date_of_birth, poor, bs2, sabai, drug_allergy, face_encodings, picture"
+        " FROM patients WHERE id = %d), v AS (INSERT INTO visits (patient_id, date, status)"
+        " SELECT id, %pDz, %s FROM p RETURNING id) SELECT p.*, v.id FROM p CROSS JOIN v",
+        3, 1, 1},
+    [CLINIC_SQL_VISIT_DELETE] = {"clinic_visit_delete",
+        "DELETE FROM visits WHERE id = %d", 1, 0, 1},
     [CLINIC_SQL_PP_INSERT] = {"clinic_pp_insert",
         "INSERT INTO practice_patients (id, doctor_id, first_name, last_name,"
         " date_of_birth, address, insurance, contact, medical_history,"
@@ -331,7 +342,8 @@ static int prepare_session(clinic_db_t *db, const char *why)
     if (version < CLINIC_SCHEMA_VERSION)
         return report_version(db, version, 0);
     for (i = 0; i < CLINIC_SQL_COUNT; i++) {
-        if (i == CLINIC_SQL_SCHEMA_GET || (rv = prepare_one(db, i)) == 0)
+        if (i == CLINIC_SQL_SCHEMA_GET || (stmts[i].pgsql_only && !db->pgsql) ||
+            (rv = prepare_one(db, i)) == 0)
             continue;
         if (down(db, rv) || pooled_symptom(db, rv))
             return log_db_error(db, rv, "preparing statements"), CLINIC_DB_DOWN;
