@@ -82,6 +82,23 @@ static const struct {
         " WHERE id = %s AND doctor_id = %s AND patient_id IS NULL", 3, 1},
     [CLINIC_SQL_APPT_GET] = {"clinic_appt_get",
         "SELECT doctor_id, patient_id FROM appointments WHERE id = %s", 1, 0},
+    /* The appointment as of the statement's start, whether it linked it (the
+     * UPDATE re-checks a row another request changed meanwhile) and whether
+     * it inserted the patient: only when linked or when there is no such
+     * appointment, so a refusal or a lost race writes nothing. The FK is
+     * checked at the end of the statement, after the INSERT. */
+    [CLINIC_SQL_LINK_ONE] = {"clinic_link_one",
+        "WITH a AS (SELECT doctor_id, patient_id FROM appointments WHERE id = %s),"
+        " l AS (UPDATE appointments SET patient_id = %s"
+        " WHERE id = %s AND doctor_id = %s AND patient_id IS NULL RETURNING id),"
+        " p AS (INSERT INTO practice_patients (id, doctor_id, first_name, last_name,"
+        " date_of_birth, address, insurance, contact, medical_history,"
+        " current_medications, created_at) SELECT %s, %s, %s, %s, %pDd,"
+        " CAST(%s AS clinic_json_text), CAST(%s AS clinic_json_text),"
+        " CAST(%s AS clinic_json_text), %pDt, %pDt, %pDz"
+        " WHERE EXISTS (SELECT 1 FROM l) OR NOT EXISTS (SELECT 1 FROM a) RETURNING id)"
+        " SELECT a.doctor_id, a.patient_id, (SELECT count(*) FROM l),"
+        " (SELECT count(*) FROM p) FROM (SELECT 1) AS one LEFT JOIN a ON true", 15, 1, 1},
     [CLINIC_SQL_IDEM_CLAIM] = {"clinic_idem_claim",
         "INSERT INTO idempotency_keys (caller, route, key, fingerprint, created_at,"
         " expires_at) VALUES (%s, %s, %s, %s, %pDz, %pDz) ON CONFLICT DO NOTHING", 6, 0},
