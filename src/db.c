@@ -1,6 +1,8 @@
 /*
  * mod_dbd glue. The SQL below is the only SQL the module runs; it is written
- * once for PostgreSQL and SQLite alike:
+ * once for PostgreSQL and SQLite alike, except the statements marked
+ * pgsql_only (data-modifying WITH: /visits and add-and-link in one round
+ * trip; SQLite runs its own steps instead):
  *  - %d, %s, %pDz (timestamp with time zone), %pDd (date), %pDt (text) give
  *    pgsql typed parameters; sqlite3 binds them all as text;
  *  - JSON goes through CAST(... AS clinic_json_text): a jsonb domain in
@@ -29,7 +31,10 @@
  * "database schema has changed" and then with "not an error" for ever) is
  * repaired by preparing them again, and the unit of work is run once more:
  * such a statement never ran, so that cannot write twice. A reset session
- * is retried only when no write can have happened.
+ * is retried only when no write can have happened. Since a request's first
+ * statement may be such a write, a pooled PostgreSQL session is checked
+ * before it (check_alive: the server closed it while it was idle) and
+ * reconnected then.
  */
 #include <poll.h>
 #include <libpq-fe.h>
