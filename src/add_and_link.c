@@ -1,9 +1,13 @@
 /*
  * POST /patients/add_and_link?uid=DOCTOR: create a practice patient and link
- * it to the doctor's free appointment, in one transaction decided by one
- * conditional UPDATE. Only when nothing was linked is the appointment read,
- * to tell "not found" (the patient is kept), "not yours" and "already
- * linked" (both rolled back) apart.
+ * it to the doctor's free appointment. PostgreSQL: one statement
+ * (clinic_link_one) links by a conditional UPDATE, inserts the patient only
+ * when it linked or there is no such appointment, and returns the
+ * appointment as of its start to tell "not found" (the patient is kept),
+ * "not yours" and "already linked" (nothing written) apart; it autocommits,
+ * or runs in the Idempotency-Key's transaction. SQLite: one transaction,
+ * decided by the conditional UPDATE; only when nothing was linked is the
+ * appointment read, and "not yours" and "already linked" are rolled back.
  */
 #include "clinic.h"
 #include "db.h"
@@ -93,7 +97,47 @@ static int decide(clinic_db_t *db, link_work_t *w, int outcome)
     return w->answer ? CLINIC_DB_OK : CLINIC_DB_ERROR;
 }
 
-/* Insert the patient; link it only where the appointment exists, is the
+/* Store the answer decided (with an Idempotency-Key) and commit. */
+static int conclude(clinic_db_t *db, link_work_t *w)
+{
+    int rc = clinic_idem_finish(db, w->idem, outcome_status[w->outcome], w->answer);
+
+    return rc != CLINIC_DB_OK ? rc : clinic_db_end(db, 0);
+}
+
+/* PostgreSQL: clinic_link_one decides and writes; the appointment it read
+ * tells the refusals apart. A request that saw the appointment free but
+ * lost it to a racer (the UPDATE re-checks the row) linked nothing and
+ * inserted nothing: already linked. */
+static int link_one(clinic_db_t *db, void *arg)
+{
+    link_work_t *w = arg;
+    const char *args[15] = {w->appointment, w->patient[0], w->appointment, w->uid};
+    const char *owner, *linked, *inserted;
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row;
+    int rc, outcome;
+
+    memcpy(args + 4, w->patient, sizeof w->patient);
+    if ((rc = clinic_idem_begin(db, w->idem)) != CLINIC_DB_OK ||
+        w->idem->verdict != CLINIC_KEY_NEW)
+        return rc;
+    if ((rc = clinic_db_select(db, CLINIC_SQL_LINK_ONE, args, &res)) != CLINIC_DB_OK)
+        return rc;
+    if (clinic_db_row(db, res, &row) != CLINIC_DB_OK ||
+        !(linked = clinic_db_col(db, row, 2)) || !(inserted = clinic_db_col(db, row, 3)))
+        return CLINIC_DB_ERROR;
+    owner = clinic_db_col(db, row, 0);
+    outcome = !strcmp(linked, "1") ? LINKED : !owner ? NOT_FOUND
+              : strcmp(owner, w->uid) != 0 ? NOT_OWNER : ALREADY_LINKED;
+    if (strcmp(inserted, (outcome == LINKED || outcome == NOT_FOUND) ? "1" : "0") != 0)
+        return CLINIC_DB_ERROR;   /* cannot be: the statement is built so */
+    if ((rc = decide(db, w, outcome)) != CLINIC_DB_OK)
+        return rc;
+    return conclude(db, w);
+}
+
+/* SQLite: insert the patient; link it only where the appointment exists, is the
  * doctor's and is free; read the appointment only when nothing was linked.
  * Case 8 commits the patient, cases 9 and 10 roll it back. Under an
  * Idempotency-Key the claim is the transaction's first statement and the
@@ -138,10 +182,7 @@ static int link_txn(clinic_db_t *db, void *arg)
                 return rc;
         }
     }
-    if ((rc = clinic_idem_finish(db, w->idem, outcome_status[w->outcome],
-                                 w->answer)) != CLINIC_DB_OK)
-        return rc;
-    return clinic_db_end(db, 0);
+    return conclude(db, w);
 }
 
 /* The transaction's input: the practice_patients row, the doctor, the
@@ -207,7 +248,7 @@ int clinic_link_handle(request_rec *r)
 
     if ((rc = clinic_db_acquire(r, &db)) != CLINIC_DB_OK)
         return clinic_db_fail(&c, rc);
-    if ((rc = clinic_db_run(db, link_txn, &w)) != CLINIC_DB_OK)
+    if ((rc = clinic_db_run(db, db->pgsql ? link_one : link_txn, &w)) != CLINIC_DB_OK)
         return clinic_db_fail(&c, rc);
     if (idem.verdict != CLINIC_KEY_NEW)
         return clinic_idem_answer(&c, &idem);

@@ -1,6 +1,8 @@
 /*
  * mod_dbd glue. The SQL below is the only SQL the module runs; it is written
- * once for PostgreSQL and SQLite alike:
+ * once for PostgreSQL and SQLite alike, except the statements marked
+ * pgsql_only (data-modifying WITH: /visits and add-and-link in one round
+ * trip; SQLite runs its own steps instead):
  *  - %d, %s, %pDz (timestamp with time zone), %pDd (date), %pDt (text) give
  *    pgsql typed parameters; sqlite3 binds them all as text;
  *  - JSON goes through CAST(... AS clinic_json_text): a jsonb domain in
@@ -29,8 +31,12 @@
  * "database schema has changed" and then with "not an error" for ever) is
  * repaired by preparing them again, and the unit of work is run once more:
  * such a statement never ran, so that cannot write twice. A reset session
- * is retried only when no write can have happened.
+ * is retried only when no write can have happened. Since a request's first
+ * statement may be such a write, a pooled PostgreSQL session is checked
+ * before it (check_alive: the server closed it while it was idle) and
+ * reconnected then.
  */
+#include <poll.h>
 #include <libpq-fe.h>
 
 #include "db.h"
@@ -50,24 +56,53 @@ static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire;
  * inside a transaction, which is re-run whole), and its SQL. */
 #define WRITES 1
 #define REPEATABLE 0
+#define PGSQL_ONLY 1
+#define PATIENT_COLUMNS \
+    "id, village_prefix, name, identification_number, contact_no, gender," \
+    " date_of_birth, poor, bs2, sabai, drug_allergy, face_encodings, picture"
 #define SQL_PATIENT_GET "clinic_patient_get", 1, REPEATABLE, \
-    "SELECT id, village_prefix, name, identification_number, contact_no, gender," \
-    " date_of_birth, poor, bs2, sabai, drug_allergy, face_encodings, picture" \
-    " FROM patients WHERE id = %d"
+    "SELECT " PATIENT_COLUMNS " FROM patients WHERE id = %d"
 #define SQL_VISIT_INSERT "clinic_visit_insert", 3, WRITES, \
     "INSERT INTO visits (patient_id, date, status) VALUES (%d, %pDz, %s)" \
     " RETURNING id"
+/* The PostgreSQL-only statements (data-modifying WITH) end in PGSQL_ONLY:
+ * SQLite runs the separate steps instead. */
+/* The patient row and the visit's id (last: visits.c's P_* indexes); no row
+ * when there is no such patient (nothing inserted). */
+#define SQL_VISIT_ONE "clinic_visit_one", 3, WRITES, \
+    "WITH p AS (SELECT " PATIENT_COLUMNS " FROM patients WHERE id = %d)," \
+    " v AS (INSERT INTO visits (patient_id, date, status)" \
+    " SELECT id, %pDz, %s FROM p RETURNING id) SELECT p.*, v.id FROM p CROSS JOIN v", \
+    PGSQL_ONLY
+#define SQL_VISIT_DELETE "clinic_visit_delete", 1, REPEATABLE, \
+    "DELETE FROM visits WHERE id = %d", PGSQL_ONLY
+#define PP_COLUMNS \
+    "practice_patients (id, doctor_id, first_name, last_name, date_of_birth, address," \
+    " insurance, contact, medical_history, current_medications, created_at)"
+#define PP_VALUES \
+    "%s, %s, %s, %s, %pDd, CAST(%s AS clinic_json_text), CAST(%s AS clinic_json_text)," \
+    " CAST(%s AS clinic_json_text), %pDt, %pDt, %pDz"
 #define SQL_PP_INSERT "clinic_pp_insert", 11, WRITES, \
-    "INSERT INTO practice_patients (id, doctor_id, first_name, last_name," \
-    " date_of_birth, address, insurance, contact, medical_history," \
-    " current_medications, created_at) VALUES (%s, %s, %s, %s, %pDd," \
-    " CAST(%s AS clinic_json_text), CAST(%s AS clinic_json_text)," \
-    " CAST(%s AS clinic_json_text), %pDt, %pDt, %pDz)"
+    "INSERT INTO " PP_COLUMNS " VALUES (" PP_VALUES ")"
 #define SQL_APPT_LINK "clinic_appt_link", 3, WRITES, \
     "UPDATE appointments SET patient_id = %s" \
     " WHERE id = %s AND doctor_id = %s AND patient_id IS NULL"
 #define SQL_APPT_GET "clinic_appt_get", 1, REPEATABLE, \
     "SELECT doctor_id, patient_id FROM appointments WHERE id = %s"
+/* The appointment as of the statement's start, whether it linked it (the
+ * UPDATE re-checks a row another request changed meanwhile) and whether it
+ * inserted the patient: only when linked or when there is no such
+ * appointment, so a refusal or a lost race writes nothing. The FK is checked
+ * at the end of the statement, after the INSERT. */
+#define SQL_LINK_ONE "clinic_link_one", 15, WRITES, \
+    "WITH a AS (SELECT doctor_id, patient_id FROM appointments WHERE id = %s)," \
+    " l AS (UPDATE appointments SET patient_id = %s" \
+    " WHERE id = %s AND doctor_id = %s AND patient_id IS NULL RETURNING id)," \
+    " p AS (INSERT INTO " PP_COLUMNS " SELECT " PP_VALUES \
+    " WHERE EXISTS (SELECT 1 FROM l) OR NOT EXISTS (SELECT 1 FROM a) RETURNING id)" \
+    " SELECT a.doctor_id, a.patient_id, (SELECT count(*) FROM l)," \
+    " (SELECT count(*) FROM p) FROM (SELECT 1) AS one LEFT JOIN a ON true", \
+    PGSQL_ONLY
 #define SQL_IDEM_CLAIM "clinic_idem_claim", 6, REPEATABLE, \
     "INSERT INTO idempotency_keys (caller, route, key, fingerprint, created_at," \
     " expires_at) VALUES (%s, %s, %s, %s, %pDz, %pDz) ON CONFLICT DO NOTHING"
@@ -98,10 +133,12 @@ static const struct {
     int nargs;
     int writes;
     const char *sql;
+    int pgsql_only;    /* not prepared on SQLite */
 } stmts[CLINIC_SQL_COUNT] = {
-    STMT(PATIENT_GET), STMT(VISIT_INSERT), STMT(PP_INSERT), STMT(APPT_LINK), STMT(APPT_GET),
-    STMT(IDEM_CLAIM), STMT(IDEM_GET), STMT(IDEM_TAKEOVER), STMT(IDEM_FINISH),
-    STMT(IDEM_EXPIRED), STMT(IDEM_PURGE), STMT(SCHEMA_GET)
+    STMT(PATIENT_GET), STMT(VISIT_INSERT), STMT(VISIT_ONE), STMT(VISIT_DELETE), STMT(PP_INSERT),
+    STMT(APPT_LINK), STMT(APPT_GET), STMT(LINK_ONE), STMT(IDEM_CLAIM), STMT(IDEM_GET),
+    STMT(IDEM_TAKEOVER), STMT(IDEM_FINISH), STMT(IDEM_EXPIRED), STMT(IDEM_PURGE),
+    STMT(SCHEMA_GET)
 };
 
 int clinic_db_init(server_rec *s, int needed)
@@ -339,7 +376,8 @@ static int prepare_session(clinic_db_t *db, const char *why)
     if (version < CLINIC_SCHEMA_VERSION)
         return report_version(db, version, 0);
     for (i = 0; i < CLINIC_SQL_COUNT; i++) {
-        if (i == CLINIC_SQL_SCHEMA_GET || (rv = prepare_one(db, i)) == 0)
+        if (i == CLINIC_SQL_SCHEMA_GET || (stmts[i].pgsql_only && !db->pgsql) ||
+            (rv = prepare_one(db, i)) == 0)
             continue;
         if (down(db, rv) || pooled_symptom(db, rv))
             return log_db_error(db, rv, "preparing statements"), CLINIC_DB_DOWN;
@@ -456,6 +494,32 @@ static apr_status_t txn_cleanup(void *d)
     return APR_SUCCESS;
 }
 
+/* PostgreSQL: a pooled session idle between requests has nothing to read
+ * unless its server closed it meanwhile (a FATAL such as 57P01 on a
+ * restart, idle_session_timeout, and/or EOF). Such a session is reset now,
+ * before the request's first statement, which may be a write that must
+ * not run twice and so could not be repeated after failing on it. One
+ * poll(2) that does not wait; a needless reset is harmless. */
+static int check_alive(clinic_db_t *db)
+{
+    PGconn *pg = apr_dbd_native_handle(db->dbd->driver, db->dbd->handle);
+    struct pollfd pfd = {PQsocket(pg), POLLIN, 0};
+    int rc;
+
+    if (PQstatus(pg) == CONNECTION_OK && pfd.fd >= 0 && poll(&pfd, 1, 0) == 0)
+        return CLINIC_DB_OK;
+    clinic_info(db->r, "the pooled database session was closed by its server: reconnecting");
+    clinic_metric_db_error(CLINIC_DBERR_UNAVAILABLE);
+    PQreset(pg);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        clinic_error(db->r, "reconnecting the database session failed: %.*s",
+                     (int)strcspn(PQerrorMessage(pg), "\r\n"), PQerrorMessage(pg));
+        return CLINIC_DB_DOWN;
+    }
+    rc = prepare_session(db, "the server closed this pooled session");
+    return rc == CLINIC_DB_OK || rc == CLINIC_DB_SCHEMA ? rc : CLINIC_DB_DOWN;
+}
+
 int clinic_db_acquire(request_rec *r, clinic_db_t **dbp)
 {
     clinic_db_t *db = apr_pcalloc(r->pool, sizeof *db);
@@ -479,7 +543,7 @@ int clinic_db_acquire(request_rec *r, clinic_db_t **dbp)
     apr_pool_userdata_setn(db, "clinic_db", NULL, r->pool);
     if (!apr_hash_get(db->dbd->prepared, READY_KEY, APR_HASH_KEY_STRING))
         return prepare_session(db, NULL);
-    return CLINIC_DB_OK;
+    return db->pgsql ? check_alive(db) : CLINIC_DB_OK;
 }
 
 clinic_db_t *clinic_db_of(request_rec *r)

@@ -1,6 +1,7 @@
 /*
  * Database access through mod_dbd: connections from its pool, statements
- * prepared by label on every connection, one code path for pgsql and sqlite3.
+ * prepared by label on every connection, one code path for pgsql and sqlite3
+ * (a few statements exist on pgsql only: SQLite runs its own steps there).
  */
 #ifndef CLINIC_DB_H
 #define CLINIC_DB_H
@@ -12,9 +13,12 @@
 typedef enum {
     CLINIC_SQL_PATIENT_GET,
     CLINIC_SQL_VISIT_INSERT,
+    CLINIC_SQL_VISIT_ONE,
+    CLINIC_SQL_VISIT_DELETE,
     CLINIC_SQL_PP_INSERT,
     CLINIC_SQL_APPT_LINK,
     CLINIC_SQL_APPT_GET,
+    CLINIC_SQL_LINK_ONE,
     CLINIC_SQL_IDEM_CLAIM,
     CLINIC_SQL_IDEM_GET,
     CLINIC_SQL_IDEM_TAKEOVER,

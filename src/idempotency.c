@@ -164,6 +164,17 @@ int clinic_idem_claim(clinic_db_t *db, clinic_idem_t *k)
     return CLINIC_DB_OK;
 }
 
+int clinic_idem_begin(clinic_db_t *db, clinic_idem_t *k)
+{
+    int rc;
+
+    if (k->key && (rc = clinic_db_begin(db)) != CLINIC_DB_OK)
+        return rc;
+    if ((rc = clinic_idem_claim(db, k)) != CLINIC_DB_OK)
+        return rc;
+    return k->verdict == CLINIC_KEY_NEW ? CLINIC_DB_OK : clinic_db_end(db, 1);
+}
+
 int clinic_idem_answer(clinic_req_t *c, const clinic_idem_t *k)
 {
     int drf = c->shape == CLINIC_SHAPE_DRF;

@@ -39,6 +39,9 @@ int clinic_idem_prepare(clinic_req_t *c, clinic_idem_t *k, const char *route,
  * clinic_idem_answer gives the answer. Returns a CLINIC_DB_* outcome; no
  * SQL when the request has no key. */
 int clinic_idem_claim(clinic_db_t *db, clinic_idem_t *k);
+/* With a key: BEGIN and claim it, rolling back at once when the verdict is
+ * not NEW; without one, nothing (the route's statements then autocommit). */
+int clinic_idem_begin(clinic_db_t *db, clinic_idem_t *k);
 /* Answer a verdict other than NEW: the stored answer replayed, 422 for
  * another request under the key, 409 while it runs. */
 int clinic_idem_answer(clinic_req_t *c, const clinic_idem_t *k);

@@ -49,6 +49,13 @@ my $tok = token(claims => { sub => 'registration-desk' });
     is($res->content, '{"error":"Internal server error"}', '500 body is the fixed DRF text');
     is($res->header('Content-Type'), 'application/json', '500 is JSON');
     is(count_rows('visits'), $before, 'the failed request wrote no visit');
+    # PostgreSQL inserts the visit in the statement that reads the row: in
+    # autocommit it is deleted again, in the key's transaction rolled back.
+    $res = post_json('/visits', { patient => 900001, status => 'started' }, token => $tok,
+                     headers => ['Idempotency-Key' => 'broken-row-1']);
+    is($res->code, 500, 'unreadable row, with an Idempotency-Key: 500');
+    is(count_rows('visits'), $before, 'the keyed request wrote no visit');
+    is(count_rows('idempotency_keys WHERE key = ?', 'broken-row-1'), 0, 'and stored no key');
     $dbh->do('DELETE FROM patients WHERE id = ?', undef, 900001);
 }
 
