@@ -118,6 +118,14 @@ static int fill(clinic_keyset_t *ks, clinic_vkey_t *k, const unsigned char *key,
         clinic_errf(err, errlen, "%s: unusable public key", ks->alg);
         return -1;
     }
+    /* OpenSSL 3 looks the signature implementation up (under its global
+       locks) in every EVP_DigestVerifyInit: do it once, then copy. */
+    if (!(k->tmpl = EVP_MD_CTX_new()) ||
+        EVP_DigestVerifyInit(k->tmpl, NULL, ks->md, NULL, k->pkey) != 1) {
+        ERR_clear_error();
+        clinic_errf(err, errlen, "%s: the public key cannot verify", ks->alg);
+        return -1;
+    }
     return 0;
 }
 
@@ -251,8 +259,7 @@ int clinic_keyset_verify(const clinic_keyset_t *ks, const clinic_vkey_t *k,
     } else if (siglen != (size_t)EVP_PKEY_get_size(k->pkey)) {
         return 0;
     }
-    if ((ctx = EVP_MD_CTX_new()) != NULL &&
-        EVP_DigestVerifyInit(ctx, NULL, ks->md, NULL, k->pkey) == 1)
+    if ((ctx = EVP_MD_CTX_new()) != NULL && EVP_MD_CTX_copy_ex(ctx, k->tmpl) == 1)
         ok = EVP_DigestVerify(ctx, sig, siglen, data, len) == 1;
     EVP_MD_CTX_free(ctx);
     OPENSSL_free(der);
@@ -276,6 +283,7 @@ void clinic_keyset_unref(clinic_keyset_t *ks)
         return;
     for (i = 0; i < ks->n; i++) {
         free(ks->keys[i].kid);
+        EVP_MD_CTX_free(ks->keys[i].tmpl);
         EVP_PKEY_free(ks->keys[i].pkey);
         if (ks->keys[i].secret)
             OPENSSL_clear_free(ks->keys[i].secret, ks->keys[i].secret_len);

@@ -15,6 +15,8 @@
 typedef struct {
     char *kid;                /* NULL: the JWK had none (or a key file) */
     EVP_PKEY *pkey;           /* RS/ES */
+    EVP_MD_CTX *tmpl;         /* RS/ES: initialised for pkey once, copied per verification
+                               * (never changed after, so read by many threads at once) */
     unsigned char *secret;    /* HS */
     size_t secret_len;
 } clinic_vkey_t;
