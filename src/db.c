@@ -408,6 +408,23 @@ static int stale(clinic_db_t *db, int rv, const char *what, const char *msg)
     return CLINIC_DB_RETRY;
 }
 
+/* PostgreSQL: open the session again (libpq walks DBDParams' hosts anew)
+ * and give it its statements back now, so that it never returns to the
+ * pool without them: CLINIC_DB_OK, CLINIC_DB_SCHEMA (the wrong database,
+ * logged), else CLINIC_DB_DOWN. */
+static int reconnect(clinic_db_t *db, const char *why)
+{
+    PGconn *pg = apr_dbd_native_handle(db->dbd->driver, db->dbd->handle);
+    int rc;
+
+    db->in_txn = 0;
+    PQreset(pg);
+    if (PQstatus(pg) != CONNECTION_OK)
+        return CLINIC_DB_DOWN;
+    rc = prepare_session(db, why);
+    return rc == CLINIC_DB_OK || rc == CLINIC_DB_SCHEMA ? rc : CLINIC_DB_DOWN;
+}
+
 /* SQLSTATE 25006: this session is on a server that no longer takes writes
  * (a standby, a demoted old primary, default_transaction_read_only). Answer
  * 503 and open the session again: libpq walks DBDParams' host list anew and
@@ -415,15 +432,10 @@ static int stale(clinic_db_t *db, int rv, const char *what, const char *msg)
  * reachable yet the broken handle is dropped by mod_dbd on release. */
 static int read_only(clinic_db_t *db)
 {
-    PGconn *pg = apr_dbd_native_handle(db->dbd->driver, db->dbd->handle);
-
     clinic_warn(db->r,
                 "the database server is read-only (standby or demoted primary): "
                 "reconnecting; add target_session_attrs=read-write to DBDParams");
-    db->in_txn = 0;
-    PQreset(pg);
-    if (PQstatus(pg) == CONNECTION_OK)
-        prepare_session(db, "reconnected after a read-only server");
+    reconnect(db, "reconnected after a read-only server");
     return CLINIC_DB_DOWN;
 }
 
@@ -446,14 +458,9 @@ static int classify(clinic_db_t *db, int rv, const char *what, int repeatable, i
     if (PQstatus(apr_dbd_native_handle(db->dbd->driver, db->dbd->handle)) == CONNECTION_BAD) {
         /* The server went away under a pooled connection: PQreset it now. */
         log_db_error(db, rv, what);
-        db->in_txn = 0;
         clinic_metric_db_error(CLINIC_DBERR_UNAVAILABLE);
-        if (apr_dbd_check_conn(db->dbd->driver, db->r->pool, db->dbd->handle) != APR_SUCCESS)
-            return CLINIC_DB_DOWN;
-        /* A fresh session: give it its statements back now, so it never
-         * returns to the pool without them, whatever this request does. */
-        if ((rc = prepare_session(db, "the session was reset")) != CLINIC_DB_OK)
-            return rc == CLINIC_DB_SCHEMA ? rc : CLINIC_DB_DOWN;
+        if ((rc = reconnect(db, "the session was reset")) != CLINIC_DB_OK)
+            return rc;
         return repeatable && !db->retried ? CLINIC_DB_RETRY : CLINIC_DB_DOWN;
     }
     clinic_sqlstate(msg, st);
@@ -510,14 +517,11 @@ static int check_alive(clinic_db_t *db)
         return CLINIC_DB_OK;
     clinic_info(db->r, "the pooled database session was closed by its server: reconnecting");
     clinic_metric_db_error(CLINIC_DBERR_UNAVAILABLE);
-    PQreset(pg);
-    if (PQstatus(pg) != CONNECTION_OK) {
+    rc = reconnect(db, "the server closed this pooled session");
+    if (rc == CLINIC_DB_DOWN && PQstatus(pg) != CONNECTION_OK)
         clinic_error(db->r, "reconnecting the database session failed: %.*s",
                      (int)strcspn(PQerrorMessage(pg), "\r\n"), PQerrorMessage(pg));
-        return CLINIC_DB_DOWN;
-    }
-    rc = prepare_session(db, "the server closed this pooled session");
-    return rc == CLINIC_DB_OK || rc == CLINIC_DB_SCHEMA ? rc : CLINIC_DB_DOWN;
+    return rc;
 }
 
 int clinic_db_acquire(request_rec *r, clinic_db_t **dbp)
