@@ -83,6 +83,12 @@ sub sql {
     $out =~ s/\s+\z//;
     return $out;
 }
+sub sql_file {   # bench/NAME.sql with psql variables (name => value); dies when it fails
+    my ($name, %var) = @_;
+    system('psql', '-X', '-q', '-h', $o{sock}, '-d', 'clinic', '-v', 'ON_ERROR_STOP=1',
+           (map { ('-v', "$_=$var{$_}") } sort keys %var), '-o', '/dev/null', '-f', "$bench/$name.sql") == 0
+        or die "bench: bench/$name.sql failed\n";
+}
 sub n_visits { sql('SELECT count(*) FROM visits') }
 sub n_pp { sql('SELECT count(*) FROM practice_patients') }
 sub n_linked { sql('SELECT count(*) FROM appointments WHERE patient_id IS NOT NULL') }
@@ -223,10 +229,8 @@ sub fixtures {
     my $conns = $S{conns};
     $conns = $_->{conns} for grep { $_->{kind} eq 'pgbench' && ($_->{conns} // 0) > $conns } @cases;
     say("PostgreSQL: fixtures (1000 patients, free appointments for " . ($run + 1) . " wrk link runs and $n0 pgbench links a client)");
-    system('psql', '-X', '-q', '-h', $o{sock}, '-d', 'clinic', '-v', 'ON_ERROR_STOP=1', '-v', "wrk_runs=" . ($run + 1),
-           '-v', "wrk_threads=$S{threads}", '-v', "wrk_cap=$S{wrk_cap}", '-v', "pg_clients=$conns",
-           '-v', "pg_cap=" . ($n0 || 1), '-v', "cg_cap=$S{cg_cap}", '-o', '/dev/null', '-f', "$bench/fixtures.sql") == 0
-        or die "bench: fixtures failed\n";
+    sql_file('fixtures', wrk_runs => $run + 1, wrk_threads => $S{threads}, wrk_cap => $S{wrk_cap},
+             pg_clients => $conns, pg_cap => $n0 || 1, cg_cap => $S{cg_cap});
     sql('CHECKPOINT');
 }
 
@@ -369,8 +373,7 @@ sub warm_up {   # 2 s per route, after a start with the default configuration
 sub big_data {   # bench/bigdata.sql: 2 million visits and appointments
     my $t0 = time;
     say('PostgreSQL: 2 million visits and 2 million appointments (bench/bigdata.sql)');
-    system('psql', '-X', '-q', '-h', $o{sock}, '-d', 'clinic', '-v', 'ON_ERROR_STOP=1', '-o', '/dev/null',
-           '-f', "$bench/bigdata.sql") == 0 or die "bench: bench/bigdata.sql failed\n";
+    sql_file('bigdata');
     $R{bigdata} = { seconds => int(time - $t0), visits => n_visits() + 0,
                     appointments => sql('SELECT count(*) FROM appointments') + 0 };
     say("  loaded in $R{bigdata}{seconds} s: $R{bigdata}{visits} visits, $R{bigdata}{appointments} appointments");
