@@ -10,6 +10,7 @@
 #include "src/clinic.h"
 #include "src/core/objectid.h"
 #include "src/metrics.h"
+#include "src/dbwait.h"
 #include "http_protocol.h"
 #include "http_request.h"
 
@@ -36,6 +37,7 @@ static int clinic_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
 {
     (void)plog;
     (void)ptemp;
+    clinic_wait_post_config(pconf, s);
     return clinic_remote_post_config(pconf, s);
 }
 
@@ -46,6 +48,7 @@ static void clinic_child_init(apr_pool_t *p, server_rec *s)
     if (clinic_objectid_init() != 0)
         clinic_slog(s, APLOG_CRIT, errno, "no randomness for ObjectIds");
     clinic_remote_child_init(p, s);
+    clinic_wait_child_init(p, s);
 }
 
 static int clinic_handler(request_rec *r)
@@ -71,6 +74,7 @@ static void clinic_register_hooks(apr_pool_t *p)
     ap_hook_handler(clinic_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_header_parser(clinic_cors_early, NULL, NULL, APR_HOOK_MIDDLE);
     clinic_metrics_register_hooks(p);
+    clinic_wait_register_hooks(p);
     clinic_authz_register(p);
     clinic_audit_register(p);
     /* after mod_log_config, so that purging is not counted in %D */

@@ -16,6 +16,7 @@
 #include "clinic.h"
 #include "datetime.h"
 #include "metrics.h"
+#include "dbwait.h"
 #include "apr_file_io.h"
 #include "http_core.h"
 #include "ap_regex.h"
@@ -316,6 +317,11 @@ const command_rec clinic_cmds[] = {
                     "origins (scheme://host[:port]) allowed to call from a browser, * or none"),
     SECONDS("ClinicCORSMaxAge", cors_max_age_slot,
             "seconds a browser may cache a preflight answer (default 600)"),
+    AP_INIT_TAKE1("ClinicDBTimeout", clinic_wait_set, NULL, RSRC_CONF,
+                  "seconds one request may spend on the database, pool included (default 10)"),
+    AP_INIT_TAKE1("ClinicDBMaxWaiting", clinic_wait_set, (void *)1, RSRC_CONF,
+                  "requests per process that may wait for a pooled connection (default: "
+                  "a quarter of ThreadsPerChild)"),
     AP_INIT_FLAG("ClinicMetrics", clinic_metrics_set, NULL, RSRC_CONF,
                  "On (default): count requests for clinic-metrics and mod_status"),
     FIELD("ClinicUserClaim", ap_set_string_slot, user_claim,

@@ -37,6 +37,8 @@
  * reconnected then.
  */
 #include <poll.h>
+#include <unistd.h>
+#include <sys/socket.h>
 #include <libpq-fe.h>
 
 #include "db.h"
@@ -50,6 +52,8 @@ static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire;
 
 /* In a session's prepared-statement hash: its statements are ready. */
 #define READY_KEY "clinic: statements ready"
+/* SQLite: the session was opened while its file was read-only. */
+#define READ_ONLY_KEY "clinic: opened read-only"
 
 /* Each statement: its prepared name, its argument count, whether running it
  * twice could write twice (WRITES; the Idempotency-Key statements only run
@@ -168,13 +172,51 @@ static const char *first_line(const char *msg, int *n)
     return msg ? msg : "";
 }
 
+#define READ_ONLY_HINT \
+    "the SQLite database file or its directory is read-only: make both writable by the user " \
+    "Apache runs as (Debian: www-data)"
+
+/* SQLite: what stops a write for now, by the code or, since apr_dbd's
+ * legacy sqlite3_prepare makes a failed step answer SQLITE_ERROR (1) and a
+ * select still busy after the driver's retries 1 as well, by the message
+ * (sqlite3_errmsg). Each answers 503 and clears by itself once its cause
+ * is gone; hint says what to do. NULL: none of these. */
+static const struct {
+    int rv;
+    const char *msg;
+    const char *hint;
+} sqlite_down[] = {
+    {5, "database is locked", NULL},            /* SQLITE_BUSY */
+    {6, "database table is locked", NULL},      /* SQLITE_LOCKED */
+    {13, "database or disk is full",            /* SQLITE_FULL */
+     "the file system of the SQLite database is full: free space there"},
+    {8, "attempt to write a readonly database", READ_ONLY_HINT},   /* SQLITE_READONLY */
+    {14, "unable to open database file",        /* SQLITE_CANTOPEN: its journal */
+     "SQLite cannot create its journal beside the database file: make the directory "
+     "writable by the user Apache runs as (Debian: www-data)"},
+};
+
+static int sqlite_blocked(clinic_db_t *db, int rv, const char **hint)
+{
+    const char *msg = apr_dbd_error(db->dbd->driver, db->dbd->handle, rv);
+    size_t i;
+
+    for (i = 0; i < sizeof sqlite_down / sizeof sqlite_down[0]; i++)
+        if (rv == sqlite_down[i].rv || (msg && !strcmp(msg, sqlite_down[i].msg))) {
+            if (hint)
+                *hint = sqlite_down[i].hint;
+            return 1;
+        }
+    return 0;
+}
+
 /* Unreachable, overloaded, busy: a 503, not the wrong database. */
 static int down(clinic_db_t *db, int rv)
 {
     char st[6];
 
     if (!db->pgsql)
-        return rv == 5 || rv == 6;   /* SQLITE_BUSY, SQLITE_LOCKED */
+        return sqlite_blocked(db, rv, NULL);
     if (PQstatus(apr_dbd_native_handle(db->dbd->driver, db->dbd->handle)) == CONNECTION_BAD)
         return 1;
     clinic_sqlstate(apr_dbd_error(db->dbd->driver, db->dbd->handle, rv), st);
@@ -249,6 +291,116 @@ static int report_no_tables(clinic_db_t *db)
                 "patients): create them with sql/schema-%s.sql, or point DBDParams at the "
                 "clinic database; until then requests answer 500", kind(db));
     return CLINIC_DB_SCHEMA;
+}
+
+/* ---- the deadline (dbwait.c) ---- */
+
+static PGconn *pg_of(clinic_db_t *db)
+{
+    return apr_dbd_native_handle(db->dbd->driver, db->dbd->handle);
+}
+
+/* A session whose deadline ran out mid-statement never goes back to the
+ * pool in an unknown state: a PostgreSQL session's socket is shut down and
+ * libpq told, so that it reads as closed (mod_dbd opens it again before
+ * its next use) and its statements are prepared again then; an SQLite
+ * transaction is rolled back (local: that cannot hang). */
+static void close_session(clinic_db_t *db)
+{
+    PGconn *pg;
+    int n;
+
+    if (db->pgsql) {
+        pg = pg_of(db);
+        apr_hash_set(db->dbd->prepared, READY_KEY, APR_HASH_KEY_STRING, NULL);
+        if (PQsocket(pg) >= 0) {
+            shutdown(PQsocket(pg), SHUT_RDWR);
+            PQconsumeInput(pg);
+        }
+    }
+    else if (db->in_txn)
+        apr_dbd_query(db->dbd->driver, db->dbd->handle, &n, "ROLLBACK");
+    db->in_txn = 0;
+}
+
+/* PostgreSQL: whether this request's connection worked, for the pool's
+ * state (dbwait.h): a change is logged once. Returns rc. */
+static int settle(clinic_db_t *db, int rc)
+{
+    if (!clinic_wait_result(db->wait, rc != CLINIC_DB_DOWN))
+        return rc;
+    if (rc == CLINIC_DB_DOWN)
+        clinic_error(db->r,
+                     "the database does not answer: until a connection works again, this "
+                     "process answers 503 at once and lets one request at a time try it");
+    else
+        clinic_rlog(db->r, APLOG_NOTICE, 0, "the database answers again");
+    return rc;
+}
+
+/* ClinicDBTimeout ran out in phase (during what, NULL for none): one error
+ * line naming both, counted; in a statement the session is closed. After
+ * it, no statement runs in this request: the answer is 503. */
+static int expired(clinic_db_t *db, clinic_phase_t phase, const char *what)
+{
+    static const char *const doing[CLINIC_PHASE_COUNT] = {
+        "waiting for a pooled connection", "opening a connection", "running"};
+    apr_time_t start = clinic_wait_started(db->wait);
+    int in_use, waiting, max;
+
+    if (db->expired)
+        return CLINIC_DB_DOWN;
+    db->expired = 1;
+    clinic_wait_counts(db->wait, &in_use, &waiting, &max);
+    clinic_error(db->r,
+                 "ClinicDBTimeout (%" APR_TIME_T_FMT " s) ran out after %.3f s %s%s%s%s (pool "
+                 "of this process: %d of %d in use, %d waiting)%s",
+                 apr_time_sec(clinic_wait_deadline(db->wait) - start),
+                 (double)(apr_time_now() - start) / APR_USEC_PER_SEC, doing[phase],
+                 what ? " " : "", what ? what : "",
+                 phase == CLINIC_PHASE_POOL && clinic_wait_reserve()
+                     ? apr_psprintf(db->r->pool, " (the last %" APR_TIME_T_FMT " s are kept for "
+                                    "opening a connection: connect_timeout)",
+                                    apr_time_sec(clinic_wait_reserve())) : "",
+                 in_use, max, waiting,
+                 phase == CLINIC_PHASE_STATEMENT && db->pgsql
+                     ? "; the connection was closed, and the statement may have run" : "");
+    clinic_metric_db_expired(phase);
+    clinic_metric_db_error(CLINIC_DBERR_TIMEOUT);
+    if (phase == CLINIC_PHASE_STATEMENT)
+        close_session(db);
+    if (phase != CLINIC_PHASE_POOL && db->pgsql)
+        settle(db, CLINIC_DB_DOWN);
+    return CLINIC_DB_DOWN;
+}
+
+/* Before a driver call: the watchdog armed on the session's socket (SQLite:
+ * the deadline checked). CLINIC_DB_OK, or 503 once the deadline is past. */
+static int arm(clinic_db_t *db, const char *what)
+{
+    if (db->expired)
+        return CLINIC_DB_DOWN;
+    if (!clinic_wait_arm(db->wait, db->pgsql ? PQsocket(pg_of(db)) : -1))
+        return CLINIC_DB_OK;
+    return expired(db, CLINIC_PHASE_STATEMENT, what);
+}
+
+/* After it: 1 when the watchdog cut it at the deadline. */
+static int cut(clinic_db_t *db, const char *what)
+{
+    return clinic_wait_disarm(db->wait) && expired(db, CLINIC_PHASE_STATEMENT, what);
+}
+
+/* A plain statement (BEGIN, COMMIT, ...) under the deadline: the driver's
+ * code, or -1 once the deadline ran out (logged). */
+static int plain(clinic_db_t *db, const char *sql)
+{
+    int n, rv;
+
+    if (arm(db, sql) != CLINIC_DB_OK)
+        return -1;
+    rv = apr_dbd_query(db->dbd->driver, db->dbd->handle, &n, sql);
+    return cut(db, sql) && rv != 0 ? -1 : rv;
 }
 
 /* Statements that do not exist, and then already exist when prepared again
@@ -336,7 +488,7 @@ static int sqlite_stale(int rv, const char *msg)
 /* Give this session the module's statements and check the schema version:
  * a session used for the first time, one that was reset, or one whose
  * statements went stale. why (NULL the first time) is logged at info. */
-static int prepare_session(clinic_db_t *db, const char *why)
+static int prepare_statements(clinic_db_t *db, const char *why)
 {
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
@@ -391,6 +543,17 @@ static int prepare_session(clinic_db_t *db, const char *why)
     return CLINIC_DB_OK;
 }
 
+/* prepare_statements under the deadline: its round trips are one watch. */
+static int prepare_session(clinic_db_t *db, const char *why)
+{
+    int rc;
+
+    if ((rc = arm(db, "preparing statements")) != CLINIC_DB_OK)
+        return rc;
+    rc = prepare_statements(db, why);
+    return cut(db, "preparing statements") ? CLINIC_DB_DOWN : rc;
+}
+
 /* A statement that did not run because the session's prepared statements
  * are gone or stale: prepare them again and run the unit once more. */
 static int stale(clinic_db_t *db, int rv, const char *what, const char *msg)
@@ -412,14 +575,40 @@ static int stale(clinic_db_t *db, int rv, const char *what, const char *msg)
  * and give it its statements back now, so that it never returns to the
  * pool without them: CLINIC_DB_OK, CLINIC_DB_SCHEMA (the wrong database,
  * logged), else CLINIC_DB_DOWN. */
+/* PQreset, bounded by the deadline: libpq's asynchronous reset, polled
+ * with the time left (libpq walks the hosts itself). */
+static int reset(clinic_db_t *db, PGconn *pg)
+{
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    apr_interval_time_t left;
+
+    if (db->expired)
+        return CLINIC_DB_DOWN;
+    clinic_wait_new_socket(db->wait);
+    if (!PQresetStart(pg))
+        return CLINIC_DB_DOWN;
+    while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+        struct pollfd pfd = {PQsocket(pg), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, 0};
+
+        left = clinic_wait_deadline(db->wait) - apr_time_now();
+        if (left <= 0 || pfd.fd < 0 ||
+            poll(&pfd, 1, (int)((left + 999) / 1000)) == 0) {
+            if (left <= 0 || pfd.fd >= 0)
+                return expired(db, CLINIC_PHASE_CONNECT, "to reconnect");
+            return CLINIC_DB_DOWN;
+        }
+        st = PQresetPoll(pg);
+    }
+    return st == PGRES_POLLING_OK ? CLINIC_DB_OK : CLINIC_DB_DOWN;
+}
+
 static int reconnect(clinic_db_t *db, const char *why)
 {
     PGconn *pg = apr_dbd_native_handle(db->dbd->driver, db->dbd->handle);
     int rc;
 
     db->in_txn = 0;
-    PQreset(pg);
-    if (PQstatus(pg) != CONNECTION_OK)
+    if (reset(db, pg) != CLINIC_DB_OK || PQstatus(pg) != CONNECTION_OK)
         return CLINIC_DB_DOWN;
     rc = prepare_session(db, why);
     return rc == CLINIC_DB_OK || rc == CLINIC_DB_SCHEMA ? rc : CLINIC_DB_DOWN;
@@ -439,22 +628,41 @@ static int read_only(clinic_db_t *db)
     return CLINIC_DB_DOWN;
 }
 
+/* SQLite: busy or locked after the driver's retries, a full disk, a
+ * read-only file: 503, with what to do logged; stale statements are
+ * prepared again; anything else is a 500. */
+static int classify_sqlite(clinic_db_t *db, int rv, const char *what, int prepared,
+                           const char *msg)
+{
+    const char *hint = NULL;
+
+    if (prepared && sqlite_stale(rv, msg))
+        return stale(db, rv, what, msg);
+    log_db_error(db, rv, what);
+    if (!sqlite_blocked(db, rv, &hint)) {
+        clinic_metric_db_error(CLINIC_DBERR_OTHER);
+        return CLINIC_DB_ERROR;
+    }
+    if (hint)
+        clinic_error(db->r, "%s; until then requests answer 503", hint);
+    clinic_metric_db_error(hint ? CLINIC_DBERR_UNAVAILABLE : CLINIC_DBERR_TIMEOUT);
+    return CLINIC_DB_DOWN;
+}
+
 /* After a failed step: what to answer. `repeatable` says whether running
  * the unit of work again could not write twice; `prepared` that the step
  * was one of the module's prepared statements. */
 static int classify(clinic_db_t *db, int rv, const char *what, int repeatable, int prepared)
 {
-    const char *msg = apr_dbd_error(db->dbd->driver, db->dbd->handle, rv);
+    const char *msg;
     char st[6];
     int rc;
 
-    if (!db->pgsql) {
-        if (prepared && sqlite_stale(rv, msg))
-            return stale(db, rv, what, msg);
-        log_db_error(db, rv, what);
-        clinic_metric_db_error((rv == 5 || rv == 6) ? CLINIC_DBERR_TIMEOUT : CLINIC_DBERR_OTHER);
-        return (rv == 5 || rv == 6) ? CLINIC_DB_DOWN : CLINIC_DB_ERROR;
-    }
+    if (db->expired)      /* cut at the deadline: logged, never run again */
+        return CLINIC_DB_DOWN;
+    msg = apr_dbd_error(db->dbd->driver, db->dbd->handle, rv);
+    if (!db->pgsql)
+        return classify_sqlite(db, rv, what, prepared, msg);
     if (PQstatus(apr_dbd_native_handle(db->dbd->driver, db->dbd->handle)) == CONNECTION_BAD) {
         /* The server went away under a pooled connection: PQreset it now. */
         log_db_error(db, rv, what);
@@ -524,12 +732,86 @@ static int check_alive(clinic_db_t *db)
     return rc;
 }
 
+/* ClinicDBMaxWaiting requests of this process wait for a connection
+ * already: 503 at once, logged at most once a second per process. */
+static int refused(clinic_db_t *db)
+{
+    static apr_uint32_t last;
+    apr_uint32_t now = (apr_uint32_t)apr_time_sec(apr_time_now());
+    apr_uint32_t was = apr_atomic_read32(&last);
+    int in_use, waiting, max;
+
+    clinic_metric_pool_refused();
+    clinic_metric_db_error(CLINIC_DBERR_UNAVAILABLE);
+    if (was != now && apr_atomic_cas32(&last, now, was) == was) {
+        clinic_wait_counts(db->wait, &in_use, &waiting, &max);
+        clinic_error(db->r,
+                     "every pooled connection of this process is in use (%d of %d) and %d "
+                     "requests wait already (ClinicDBMaxWaiting): answered 503 at once "
+                     "(logged once a second; clinic_db_pool_refused_total counts them)",
+                     in_use, max, waiting);
+    }
+    return CLINIC_DB_DOWN;
+}
+
+/* SQLite: the session's handle replaced by a new one on path (its
+ * statements then prepared again). */
+static int sqlite_swap(clinic_db_t *db, const char *path)
+{
+    apr_dbd_t *fresh = NULL;
+
+    if (apr_dbd_open(db->dbd->driver, db->dbd->pool, path, &fresh) != APR_SUCCESS || !fresh)
+        return CLINIC_DB_DOWN;
+    apr_dbd_close(db->dbd->driver, db->dbd->handle);
+    db->dbd->handle = fresh;
+    apr_hash_clear(db->dbd->prepared);
+    return CLINIC_DB_OK;
+}
+
+/* SQLite opens a file it may not write read-only, and while one session of
+ * a process has it open so, every new session opens it read-only too. So
+ * a session used for the first time on a file this process may not write
+ * lets go of it (it keeps an in-memory database meanwhile) and answers 503;
+ * once the file is writable it opens it again. */
+static int sqlite_writable(clinic_db_t *db)
+{
+    int flagged = apr_hash_get(db->dbd->prepared, READ_ONLY_KEY, APR_HASH_KEY_STRING) != NULL;
+    const char *path;
+
+    if (!flagged && apr_hash_get(db->dbd->prepared, READY_KEY, APR_HASH_KEY_STRING))
+        return CLINIC_DB_OK;      /* checked when first used */
+    path = clinic_dbd_setting(db->r->pool, db->r->server, "DBDParams");
+    if (!path)
+        return CLINIC_DB_OK;
+    if (access(path, W_OK) == 0) {
+        if (!flagged || sqlite_swap(db, path) != CLINIC_DB_OK)
+            return flagged ? CLINIC_DB_DOWN : CLINIC_DB_OK;
+        clinic_info(db->r, "the SQLite database file is writable again: its session was reopened");
+        return CLINIC_DB_OK;
+    }
+    if (!flagged && sqlite_swap(db, ":memory:") == CLINIC_DB_OK)
+        apr_hash_set(db->dbd->prepared, READ_ONLY_KEY, APR_HASH_KEY_STRING, READ_ONLY_KEY);
+    clinic_error(db->r, "%s (%s); until then requests answer 503", READ_ONLY_HINT, path);
+    clinic_metric_db_error(CLINIC_DBERR_UNAVAILABLE);
+    return CLINIC_DB_DOWN;
+}
+
 int clinic_db_acquire(request_rec *r, clinic_db_t **dbp)
 {
     clinic_db_t *db = apr_pcalloc(r->pool, sizeof *db);
+    int rc;
 
     *dbp = db;
     db->r = r;
+    switch (clinic_wait_enter(r, &db->wait)) {
+    case CLINIC_WAIT_FULL:
+        return refused(db);
+    case CLINIC_WAIT_EXPIRED:
+        return expired(db, CLINIC_PHASE_POOL, NULL);
+    case CLINIC_WAIT_AWAY:
+        clinic_metric_db_error(CLINIC_DBERR_UNAVAILABLE);
+        return CLINIC_DB_DOWN;
+    }
     db->dbd = dbd_acquire ? dbd_acquire(r) : NULL;
     if (!db->dbd) {
         static int hinted;   /* once per process */
@@ -537,7 +819,7 @@ int clinic_db_acquire(request_rec *r, clinic_db_t **dbp)
                      " (mod_dbd says why; \"prepared statement ... already exists\" there means "
                      "the sessions are pooled per transaction: use PgBouncer pool_mode = session)");
         clinic_metric_db_error(CLINIC_DBERR_UNAVAILABLE);
-        return CLINIC_DB_DOWN;
+        return settle(db, CLINIC_DB_DOWN);
     }
     db->pgsql = !strcmp(apr_dbd_name(db->dbd->driver), "pgsql");
     if (db->pgsql)   /* messages then carry the SQLSTATE */
@@ -545,9 +827,13 @@ int clinic_db_acquire(request_rec *r, clinic_db_t **dbp)
                             PQERRORS_VERBOSE);
     apr_pool_cleanup_register(r->pool, db, txn_cleanup, apr_pool_cleanup_null);
     apr_pool_userdata_setn(db, "clinic_db", NULL, r->pool);
+    if (apr_time_now() >= clinic_wait_deadline(db->wait))
+        return expired(db, CLINIC_PHASE_CONNECT, NULL);
+    if (!db->pgsql && (rc = sqlite_writable(db)) != CLINIC_DB_OK)
+        return rc;
     if (!apr_hash_get(db->dbd->prepared, READY_KEY, APR_HASH_KEY_STRING))
-        return prepare_session(db, NULL);
-    return db->pgsql ? check_alive(db) : CLINIC_DB_OK;
+        return settle(db, prepare_session(db, NULL));
+    return db->pgsql ? settle(db, check_alive(db)) : CLINIC_DB_OK;
 }
 
 clinic_db_t *clinic_db_of(request_rec *r)
@@ -555,7 +841,9 @@ clinic_db_t *clinic_db_of(request_rec *r)
     void *db = NULL;
 
     apr_pool_userdata_get(&db, "clinic_db", r->pool);
-    return db && ((clinic_db_t *)db)->dbd &&
+    return db && ((clinic_db_t *)db)->dbd && !((clinic_db_t *)db)->expired &&
+           clinic_wait_deadline(((clinic_db_t *)db)->wait) - apr_time_now() >
+               apr_time_from_sec(1) &&
            apr_hash_get(((clinic_db_t *)db)->dbd->prepared, READY_KEY, APR_HASH_KEY_STRING)
                ? db : NULL;
 }
@@ -581,6 +869,8 @@ static int run_once(clinic_db_t *db, clinic_sql_t q, const char **args,
 
     if (!st)
         return CLINIC_DB_ERROR;
+    if ((rv = arm(db, stmts[q].label)) != CLINIC_DB_OK)
+        return rv;
     t0 = clinic_metric_now();
     if (res) {
         *res = NULL;
@@ -592,6 +882,8 @@ static int run_once(clinic_db_t *db, clinic_sql_t q, const char **args,
                             stmts[q].nargs, args);
     }
     clinic_metric_db_time(db->r, t0);
+    if (cut(db, stmts[q].label) && rv != 0)
+        return CLINIC_DB_DOWN;
     return rv == 0 ? CLINIC_DB_OK
                    : classify(db, rv, stmts[q].label, db->in_txn || !stmts[q].writes, 1);
 }
@@ -654,12 +946,11 @@ const char *clinic_db_col(clinic_db_t *db, apr_dbd_row_t *row, int col)
 int clinic_db_begin(clinic_db_t *db)
 {
     apr_time_t t0 = clinic_metric_now();
-    int n, rv;
+    int rv;
 
     /* SQLite: take the write lock now, so that racing writers queue here
      * (with the driver's busy retries) instead of failing at COMMIT. */
-    rv = apr_dbd_query(db->dbd->driver, db->dbd->handle, &n,
-                       db->pgsql ? "BEGIN" : "BEGIN IMMEDIATE");
+    rv = plain(db, db->pgsql ? "BEGIN" : "BEGIN IMMEDIATE");
     clinic_metric_db_time(db->r, t0);
     if (rv != 0)
         return classify(db, rv, "BEGIN", 1, 0);
@@ -670,23 +961,28 @@ int clinic_db_begin(clinic_db_t *db)
 int clinic_db_end(clinic_db_t *db, int rollback)
 {
     apr_time_t t0;
-    int n, rv;
+    int n, rv, rc;
 
     if (!db->in_txn)
         return CLINIC_DB_OK;
-    db->in_txn = 0;
     t0 = clinic_metric_now();
-    rv = apr_dbd_query(db->dbd->driver, db->dbd->handle, &n, rollback ? "ROLLBACK" : "COMMIT");
+    rv = plain(db, rollback ? "ROLLBACK" : "COMMIT");
     clinic_metric_db_time(db->r, t0);
     /* A COMMIT whose outcome is unknown must not be repeated. */
-    return rv == 0 ? CLINIC_DB_OK : classify(db, rv, rollback ? "ROLLBACK" : "COMMIT", 0, 0);
+    rc = rv == 0 ? CLINIC_DB_OK : classify(db, rv, rollback ? "ROLLBACK" : "COMMIT", 0, 0);
+    /* A COMMIT SQLite refused (busy) leaves the transaction open: roll it
+     * back (after reading why it failed) before the session goes back to
+     * the pool. After a full disk SQLite has rolled back already. */
+    if (rv != 0 && !rollback && !db->pgsql && db->in_txn)
+        apr_dbd_query(db->dbd->driver, db->dbd->handle, &n, "ROLLBACK");
+    db->in_txn = 0;
+    return rc;
 }
 
 int clinic_db_savepoint(clinic_db_t *db, int rollback_to)
 {
-    int n, rv = apr_dbd_query(db->dbd->driver, db->dbd->handle, &n,
-                              rollback_to ? "ROLLBACK TO SAVEPOINT clinic_work"
-                                          : "SAVEPOINT clinic_work");
+    int rv = plain(db, rollback_to ? "ROLLBACK TO SAVEPOINT clinic_work"
+                                   : "SAVEPOINT clinic_work");
 
     return rv == 0 ? CLINIC_DB_OK : classify(db, rv, "SAVEPOINT", 1, 0);
 }

@@ -9,6 +9,7 @@
 #include "clinic.h"
 #include "apr_dbd.h"
 #include "mod_dbd.h"
+#include "dbwait.h"
 
 typedef enum {
     CLINIC_SQL_PATIENT_GET,
@@ -56,6 +57,8 @@ typedef struct {
     int retried;       /* a unit of work was already run again once */
     int repair;        /* the session lost its prepared statements */
     const char *missing;  /* the statement the server said does not exist */
+    clinic_wait_t *wait;  /* the request's deadline (dbwait.h) */
+    int expired;          /* the deadline ran out: no statement runs any more */
 } clinic_db_t;
 
 /* The handle lives in r->pool (a cleanup refers to it). A session used for

@@ -8,7 +8,9 @@
  * "other" and also in clinic_metrics_unlisted_total, and logged once per
  * process: nothing is dropped silently.
  */
+#include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "clinic.h"
@@ -85,6 +87,9 @@ static const struct {
     {"wrong iss", "issuer"}, {"wrong aud", "audience"},
 };
 
+#define NPHASES 3
+static const char *const phase_names[NPHASES] = {"pool", "connect", "statement"};
+
 /* One slot's counters; every field only ever grows, by atomic adds. */
 typedef struct {
     apr_uint64_t req[NROUTES][NCODES][NSTATUS];
@@ -96,6 +101,10 @@ typedef struct {
     apr_uint64_t tok[NTOK];
     apr_uint64_t idem[CLINIC_IDEM_COUNT];
     apr_uint64_t unlisted;
+    apr_uint64_t poolwait[NBUCKETS];
+    apr_uint64_t poolwait_us;
+    apr_uint64_t refused;
+    apr_uint64_t expired[NPHASES];
 } block_t;
 
 #define MAX_KEYSETS 16
@@ -108,12 +117,23 @@ typedef struct {
     apr_uint64_t failures;
 } keyset_t;
 
+#define MAX_PROCS 64
+
+/* One process's pool, as it is now (0 pid: a free entry). */
+typedef struct {
+    apr_int64_t pid;
+    apr_int64_t in_use;
+    apr_int64_t waiting;
+    apr_int64_t max;
+} proc_t;
+
 typedef struct {
     apr_uint64_t layout;                /* sizes this build expects */
     apr_uint64_t nslots;
     apr_uint64_t zeroed_at;             /* microseconds: the last full start */
     apr_uint32_t ks_lock;
     keyset_t ks[MAX_KEYSETS];
+    proc_t procs[MAX_PROCS];
 } header_t;
 
 #define ALIGN64(n) (((n) + 63) & ~(apr_size_t)63)
@@ -126,6 +146,8 @@ static header_t *hdr;                   /* NULL: no metrics in this process */
 static block_t *blocks;
 static block_t *mine;                   /* this process's slot */
 static int warned_unlisted;
+static proc_t *my_proc;                 /* this process's entry in hdr->procs */
+static int my_pool_max;                 /* its pool's size, kept for the claim */
 
 #define ADD(field, n) __atomic_fetch_add(&(field), (apr_uint64_t)(n), __ATOMIC_RELAXED)
 #define GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
@@ -245,13 +267,53 @@ static int clinic_metrics_pre_mpm(apr_pool_t *p, ap_scoreboard_e sb_type)
     return OK;
 }
 
+/* A process gone without giving its entry back (killed) leaves it to the next. */
+static int proc_gone(apr_int64_t pid)
+{
+    return pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH);
+}
+
+static apr_status_t proc_release(void *data)
+{
+    proc_t *e = data;
+
+    __atomic_store_n(&e->pid, 0, __ATOMIC_RELEASE);
+    my_proc = NULL;
+    return APR_SUCCESS;
+}
+
+/* This process's entry for its pool's gauges. */
+static void proc_claim(apr_pool_t *p)
+{
+    apr_int64_t pid = getpid(), old;
+    int i;
+
+    my_proc = NULL;
+    for (i = 0; i < MAX_PROCS && !my_proc; i++) {
+        proc_t *e = &hdr->procs[i];
+        old = __atomic_load_n(&e->pid, __ATOMIC_ACQUIRE);
+        if (proc_gone(old) &&
+            __atomic_compare_exchange_n(&e->pid, &old, pid, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+            __atomic_store_n(&e->in_use, 0, __ATOMIC_RELAXED);
+            __atomic_store_n(&e->waiting, 0, __ATOMIC_RELAXED);
+            __atomic_store_n(&e->max, (apr_int64_t)my_pool_max, __ATOMIC_RELAXED);
+            my_proc = e;
+        }
+    }
+    if (my_proc)
+        apr_pool_cleanup_register(p, my_proc, proc_release, apr_pool_cleanup_null);
+}
+
 static void clinic_metrics_child_init(apr_pool_t *p, server_rec *s)
 {
-    (void)p;
     (void)s;
     mine = NULL;
-    if (hdr)
+    my_proc = NULL;
+    if (hdr) {
         slot();
+        proc_claim(p);
+    }
 }
 
 /* ---- the request path ---- */
@@ -319,6 +381,35 @@ void clinic_metric_db_error(clinic_dberr_t cls)
         ADD(slot()->dberr[cls], 1);
 }
 
+void clinic_metric_pool_max(int max)
+{
+    my_pool_max = max;
+    if (my_proc)
+        __atomic_store_n(&my_proc->max, (apr_int64_t)max, __ATOMIC_RELAXED);
+}
+
+void clinic_metric_pool_change(int in_use, int waiting)
+{
+    if (!my_proc)
+        return;
+    if (in_use)
+        __atomic_fetch_add(&my_proc->in_use, (apr_int64_t)in_use, __ATOMIC_RELAXED);
+    if (waiting)
+        __atomic_fetch_add(&my_proc->waiting, (apr_int64_t)waiting, __ATOMIC_RELAXED);
+}
+
+void clinic_metric_pool_refused(void)
+{
+    if (hdr)
+        ADD(slot()->refused, 1);
+}
+
+void clinic_metric_db_expired(int phase)
+{
+    if (hdr && phase >= 0 && phase < NPHASES)
+        ADD(slot()->expired[phase], 1);
+}
+
 void clinic_metric_idem(request_rec *r, clinic_idem_outcome_t o)
 {
     mreq_t *m = mreq(r);
@@ -368,6 +459,12 @@ static void observe(apr_uint64_t *buckets, apr_uint64_t *sum_us, apr_interval_ti
         ;
     ADD(buckets[i], 1);
     ADD(*sum_us, us);
+}
+
+void clinic_metric_pool_wait(apr_interval_time_t us)
+{
+    if (hdr)
+        observe(slot()->poolwait, &slot()->poolwait_us, us);
 }
 
 int clinic_metric_end(request_rec *r, int route, int rc)
@@ -544,6 +641,57 @@ static void keysets(request_rec *r, const char *name, const char *type, const ch
                        GET(*(apr_uint64_t *)((char *)&hdr->ks[i] + field)));
 }
 
+/* The pool's gauges, one series per serving process. */
+static void pool_gauge(request_rec *r, const char *name, const char *help, size_t field)
+{
+    int i;
+
+    family(r, name, "gauge", help);
+    for (i = 0; i < MAX_PROCS; i++) {
+        const proc_t *e = &hdr->procs[i];
+        apr_int64_t pid = __atomic_load_n(&e->pid, __ATOMIC_ACQUIRE);
+        if (!proc_gone(pid))
+            ap_rprintf(r, "%s{pid=\"%" APR_INT64_T_FMT "\"} %" APR_INT64_T_FMT "\n", name, pid,
+                       __atomic_load_n((const apr_int64_t *)((const char *)e + field),
+                                       __ATOMIC_RELAXED));
+    }
+}
+
+static void pool(request_rec *r, const block_t *t)
+{
+    apr_uint64_t cum = 0;
+    size_t i;
+
+    family(r, "clinic_db_pool_wait_seconds", "histogram",
+           "Time a request waited for a pooled database connection (mod_dbd's pool behind "
+           "the module's gate).");
+    for (i = 0; i < NBUCKETS; i++) {
+        cum += t->poolwait[i];
+        ap_rprintf(r, "clinic_db_pool_wait_seconds_bucket{le=\"%s\"} %" APR_UINT64_T_FMT "\n",
+                   bound_txt[i], cum);
+    }
+    ap_rprintf(r, "clinic_db_pool_wait_seconds_sum %" APR_UINT64_T_FMT ".%06" APR_UINT64_T_FMT
+               "\nclinic_db_pool_wait_seconds_count %" APR_UINT64_T_FMT "\n",
+               t->poolwait_us / 1000000, t->poolwait_us % 1000000, cum);
+    family(r, "clinic_db_pool_refused_total", "counter",
+           "Requests answered 503 at once because ClinicDBMaxWaiting requests of their "
+           "process were waiting for a connection already.");
+    ap_rprintf(r, "clinic_db_pool_refused_total %" APR_UINT64_T_FMT "\n", t->refused);
+    labelled(r, "clinic_db_deadline_expired_total", "phase",
+             "Requests whose ClinicDBTimeout ran out, by phase: pool (waiting for a "
+             "connection), connect (opening one), statement.", phase_names, t->expired,
+             NPHASES);
+    pool_gauge(r, "clinic_db_pool_connections_in_use",
+               "Pooled connections held by requests now, per serving process.",
+               APR_OFFSETOF(proc_t, in_use));
+    pool_gauge(r, "clinic_db_pool_waiting",
+               "Requests waiting for a pooled connection now, per serving process.",
+               APR_OFFSETOF(proc_t, waiting));
+    pool_gauge(r, "clinic_db_pool_max",
+               "Connections the process's requests may hold at once (DBDMax; 0: no pool).",
+               APR_OFFSETOF(proc_t, max));
+}
+
 static void prometheus(request_rec *r, const block_t *t)
 {
     int route;
@@ -580,6 +728,7 @@ static void prometheus(request_rec *r, const block_t *t)
     labelled(r, "clinic_db_errors_total", "class",
              "Failed database steps by class: unavailable, timeout, repaired_session, other.",
              dberr_names, t->dberr, CLINIC_DBERR_COUNT);
+    pool(r, t);
     labelled(r, "clinic_token_verifications_total", "result",
              "Bearer-token checks by result: ok (signature verified), cache_hit, or the "
              "rejection reason.", tok_names, t->tok, NTOK);
@@ -626,6 +775,41 @@ static int clinic_metrics_handle(request_rec *r)
 
 /* ---- mod_status ---- */
 
+/* The pool in mod_status: per process now, and the expiries so far. */
+static void pool_status(request_rec *r, const block_t *t, int brief)
+{
+    apr_uint64_t expired = t->expired[0] + t->expired[1] + t->expired[2];
+    int i;
+
+    if (brief) {
+        ap_rprintf(r, "ClinicDBDeadlineExpired: %" APR_UINT64_T_FMT "\nClinicDBPoolRefused: %"
+                   APR_UINT64_T_FMT "\n", expired, t->refused);
+        for (i = 0; i < MAX_PROCS; i++) {
+            const proc_t *e = &hdr->procs[i];
+            apr_int64_t pid = __atomic_load_n(&e->pid, __ATOMIC_ACQUIRE);
+            if (!proc_gone(pid))
+                ap_rprintf(r, "ClinicDBPool%" APR_INT64_T_FMT ": %" APR_INT64_T_FMT " in use, %"
+                           APR_INT64_T_FMT " waiting, %" APR_INT64_T_FMT " max\n", pid,
+                           GET(e->in_use), GET(e->waiting), GET(e->max));
+        }
+        return;
+    }
+    ap_rprintf(r, "<p>Database deadline expired: %" APR_UINT64_T_FMT " (pool %" APR_UINT64_T_FMT
+               ", connect %" APR_UINT64_T_FMT ", statement %" APR_UINT64_T_FMT "); refused "
+               "at once: %" APR_UINT64_T_FMT ".</p>\n<table border=\"0\">\n<tr><th>pid</th>"
+               "<th>connections in use</th><th>waiting</th><th>max</th></tr>\n", expired,
+               t->expired[0], t->expired[1], t->expired[2], t->refused);
+    for (i = 0; i < MAX_PROCS; i++) {
+        const proc_t *e = &hdr->procs[i];
+        apr_int64_t pid = __atomic_load_n(&e->pid, __ATOMIC_ACQUIRE);
+        if (!proc_gone(pid))
+            ap_rprintf(r, "<tr><td>%" APR_INT64_T_FMT "</td><td>%" APR_INT64_T_FMT "</td><td>%"
+                       APR_INT64_T_FMT "</td><td>%" APR_INT64_T_FMT "</td></tr>\n", pid,
+                       GET(e->in_use), GET(e->waiting), GET(e->max));
+    }
+    ap_rputs("</table>\n", r);
+}
+
 static int clinic_metrics_status(request_rec *r, int flags)
 {
     static const char *const names[NROUTES] = {"Visits", "Link"};
@@ -658,6 +842,7 @@ static int clinic_metrics_status(request_rec *r, int flags)
         ap_rprintf(r, "ClinicTokensRejected: %" APR_UINT64_T_FMT "\n", rejected);
         ap_rprintf(r, "ClinicIdempotentReplays: %" APR_UINT64_T_FMT "\n",
                    t->idem[CLINIC_IDEM_REPLAYED]);
+        pool_status(r, t, 1);
         return OK;
     }
     ap_rputs("<hr />\n<h2>mod_clinic</h2>\n<table border=\"0\">\n"
@@ -673,6 +858,7 @@ static int clinic_metrics_status(request_rec *r, int flags)
                " cache hits, %" APR_UINT64_T_FMT " rejected. Idempotent replays: %"
                APR_UINT64_T_FMT ".</p>\n", dberr, t->dberr[CLINIC_DBERR_UNAVAILABLE],
                t->tok[0], t->tok[1], rejected, t->idem[CLINIC_IDEM_REPLAYED]);
+    pool_status(r, t, 0);
     return OK;
 }
 

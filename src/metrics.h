@@ -57,6 +57,15 @@ void clinic_metric_outcome(request_rec *r, const char *outcome);
 apr_time_t clinic_metric_now(void);
 void clinic_metric_db_time(request_rec *r, apr_time_t t0);
 void clinic_metric_db_error(clinic_dberr_t cls);
+/* The gate in front of mod_dbd's pool (dbwait.c): this process's pool
+ * size, a change of its connections in use and requests waiting, a wait's
+ * length, a request refused at once, a deadline that ran out (phase:
+ * dbwait.h's clinic_phase_t). */
+void clinic_metric_pool_max(int max);
+void clinic_metric_pool_change(int in_use, int waiting);
+void clinic_metric_pool_wait(apr_interval_time_t us);
+void clinic_metric_pool_refused(void);
+void clinic_metric_db_expired(int phase);
 /* A token verification's result: "ok", "cache_hit", "missing", or the
  * verifier's reason string (mapped to a short label; unknown: "other"). */
 void clinic_metric_token(const char *result);
