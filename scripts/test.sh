@@ -20,7 +20,9 @@ dbs=${CLINIC_TEST_DBS:-sqlite pgsql}
 
 work=$(mktemp -d /tmp/mod_clinic-test.XXXXXX)
 pgdata=
+fullfs=
 cleanup() {
+    if [ -n "$fullfs" ]; then umount "$fullfs" 2>/dev/null || true; fi
     if [ -n "$pgdata" ] && [ -f "$pgdata/postmaster.pid" ]; then
         as_user "$pgbin/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
     fi
@@ -43,6 +45,11 @@ make_ec_key "$keys" ec
 make_hs_secret "$keys/hs-secret"
 "$work/mkjwt" jwks --kid rsa-1 --alg RS256 "$keys/rsa-public.pem" --kid rsa-2 "$keys/rsa2-public.pem" \
     --kid ec-1 --alg ES256 "$keys/ec-public.pem" > "$keys/jwks.json"
+
+# A full file system for SQLite (t/43_sqlite_blocked.t): a 1 MiB tmpfs, as root only.
+if [ "$(id -u)" = 0 ] && mkdir -p "$work/fullfs" && mount -t tmpfs -o size=1m,mode=0755 tmpfs "$work/fullfs"; then
+    fullfs="$work/fullfs"
+fi
 
 chown -R "$user" "$work" 2>/dev/null || true
 (cd "$work" && as_user perl -MApache::TestMM -e 'Apache::TestMM::generate_script("t/TEST")' >/dev/null)
@@ -107,7 +114,7 @@ for db in $dbs; do
         CLINIC_DBD_PARAMS="$params" CLINIC_DBD_PARAMS_DOWN="$down" CLINIC_DB_DSN="$dsn" CLINIC_KEYS="$keys" \
         CLINIC_DBD_PARAMS_V1="$params_v1" CLINIC_DB_DSN_V1="$dsn_v1" \
         CLINIC_MKJWT="$work/mkjwt" CLINIC_MODULE="$work/mod_clinic.so" \
-        CLINIC_MODDIR="$moddir" CLINIC_PGDATA="$pgdata" CLINIC_PGBIN="$pgbin" \
+        CLINIC_MODDIR="$moddir" CLINIC_PGDATA="$pgdata" CLINIC_PGBIN="$pgbin" CLINIC_FULLFS="$fullfs" \
         CLINIC_HTTPD="$httpd_cmd" CLINIC_OPENAPI="$work/openapi" CLINIC_RACE_ROUNDS="${CLINIC_RACE_ROUNDS:-}" "${san_env[@]}" \
         perl t/TEST -httpd "$httpd_cmd" -apxs "$(command -v apxs)" -port select -verbose \
         ${CLINIC_TEST_FILES:-}) 2>&1 | tee "$log"

@@ -25,7 +25,7 @@ sub free_port {
 sub new {
     my ($class, %o) = @_;
     my $self = bless { %o }, $class;
-    $self->{dir} = File::Temp::tempdir('clinic-httpd-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    $self->{dir} = File::Temp::tempdir('clinic-httpd-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{CLINIC_TEST_KEEP});
     mkdir "$self->{dir}/run";
     $self->{port} = free_port();
     $self->{port2} = free_port();
@@ -58,7 +58,7 @@ sub write_conf {
 
 sub pid {
     my ($self) = @_;
-    open(my $fh, '<', "$self->{dir}/httpd.pid") or return;
+    open(my $fh, '<', "$self->{dir}/httpd.pid") or return $self->{started_pid};
     my $p = <$fh>;
     close $fh;
     chomp $p if defined $p;
@@ -97,6 +97,7 @@ sub start {
         or die "httpd -k start failed: " . $self->log_tail;
     push @running, $self;
     $self->wait_up($probe // '/') or die "httpd did not come up: " . $self->log_tail;
+    $self->{started_pid} = $self->pid;   # stopped by it even once its directory is gone
 }
 
 sub log_tail {
@@ -140,6 +141,6 @@ sub stop {
     @running = grep { $_ != $self } @running;
 }
 
-END { $_->stop for @running }
+END { $_->stop for my @copy = @running }   # stop() edits @running
 
 1;
