@@ -97,6 +97,29 @@ sub is_503 {
     unlike(log_of($h), qr/\[clinic:error\].*internal error/, 'locked: never a 500');
 }
 
+# --- a COMMIT refused: a reader in another process holds the file (a
+# rollback-journal database: there a COMMIT waits for readers) ---
+{
+    my $dir = File::Temp::tempdir('clinic-commit-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my $db = make_db($dir);
+    system("sqlite3 '$db' 'PRAGMA journal_mode=DELETE;' > /dev/null") == 0 or die 'journal_mode';
+    my $h = stall_httpd(driver => 'sqlite3', params => $db, threads => 8, dbd_max => 2,
+                        timeout => $timeout);
+    is(visit($h, 'commit-warm')->{status}, 200, 'commit: warm-up visit recorded');
+    my $reader = DBI->connect("dbi:SQLite:dbname=$db", '', '', { RaiseError => 1, AutoCommit => 1 });
+    $reader->do('BEGIN');
+    $reader->selectall_arrayref('SELECT count(*) FROM patients');   # a shared lock, held
+    is_503(visit($h, 'commit-keyed', key => "commit-$$"), 'a COMMIT refused (busy)');
+    $reader->do('ROLLBACK');
+    my @after = map { visit($h, "commit-after-$_") } 1 .. 6;
+    is(scalar(grep { $_->{status} == 200 } @after), 6,
+       'the reader gone: recorded on every pooled connection (none was left in a transaction)')
+        or diag(join ' ', map { $_->{status} } @after);
+    is(visit($h, 'commit-keyed', key => "commit-$$")->{status}, 200, 'the refused request retried: 200');
+    is(visits_like($db, 'commit-keyed'), 1, 'commit: exactly one visit for the key');
+    $h->stop;
+}
+
 # --- a full file system: a tmpfs of the test's own, filled for real ---
 SKIP: {
     my $fs = $ENV{CLINIC_FULLFS};
