@@ -29,7 +29,7 @@ static int clinic_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
         return rc;
     if ((rc = clinic_db_init(s, found)) != OK)
         return rc;
-    return OK;
+    return clinic_wait_check_config(pconf, s);
 }
 
 static int clinic_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
@@ -37,7 +37,6 @@ static int clinic_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
 {
     (void)plog;
     (void)ptemp;
-    clinic_wait_post_config(pconf, s);
     return clinic_remote_post_config(pconf, s);
 }
 

@@ -228,7 +228,7 @@ static gate_t *gate_for_config(apr_pool_t *p, server_rec *s, int threaded)
 }
 
 /* libpq: connect_timeout bounds opening a connection, once per host. */
-static void check_connect_timeout(apr_pool_t *p, server_rec *s)
+static void check_connect_timeout(apr_pool_t *p, server_rec *s, int say)
 {
     const char *driver = dbd_setting(p, NULL, "DBDriver");
     const char *params = dbd_setting(p, NULL, "DBDParams");
@@ -239,11 +239,12 @@ static void check_connect_timeout(apr_pool_t *p, server_rec *s)
     if (!driver || strcasecmp(driver, "pgsql") || !params)
         return;
     if (!(ct = strstr(params, "connect_timeout="))) {
-        clinic_swarn(s,
-                     "DBDParams has no connect_timeout: opening a connection to a database "
-                     "server that does not answer is then bounded only by the operating "
-                     "system (minutes), beyond ClinicDBTimeout (%ld s); add connect_timeout=2",
-                     timeout_sec);
+        if (say)
+            clinic_swarn(s,
+                         "DBDParams has no connect_timeout: opening a connection to a "
+                         "database server that does not answer is then bounded only by the "
+                         "operating system (minutes), beyond ClinicDBTimeout (%ld s); add "
+                         "connect_timeout=2", timeout_sec);
         return;
     }
     secs = atol(ct + strlen("connect_timeout="));
@@ -252,7 +253,7 @@ static void check_connect_timeout(apr_pool_t *p, server_rec *s)
         for (host += 5; *host && *host != ' '; host++)
             hosts += *host == ',';
     connect_reserve = apr_time_from_sec(secs * hosts < timeout_sec ? secs * hosts : timeout_sec);
-    if (secs * hosts >= timeout_sec)
+    if (say && secs * hosts >= timeout_sec)
         clinic_swarn(s,
                      "DBDParams' connect_timeout=%ld over %ld host(s) can take %ld s, not "
                      "less than ClinicDBTimeout (%ld s): a request that must open a "
@@ -260,14 +261,14 @@ static void check_connect_timeout(apr_pool_t *p, server_rec *s)
                      secs * hosts, timeout_sec);
 }
 
-int clinic_wait_post_config(apr_pool_t *p, server_rec *s)
+int clinic_wait_check_config(apr_pool_t *p, server_rec *s)
 {
     int threaded = 0, threads = 1;
+    int say = ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG ||
+              ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST;
     server_rec *v;
     gate_t *g;
 
-    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
-        return OK;
     if (ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded) != APR_SUCCESS)
         threaded = 0;
     threaded = threaded != AP_MPMQ_NOT_SUPPORTED;
@@ -284,14 +285,14 @@ int clinic_wait_post_config(apr_pool_t *p, server_rec *s)
             apr_hash_set(gate_of, k, sizeof *k, g);
         }
     main_gate = apr_hash_get(gate_of, &s, sizeof s);
-    if (main_gate && main_gate->capacity + max_waiting >= threads)
+    check_connect_timeout(p, s, say);
+    if (say && main_gate && main_gate->capacity + max_waiting >= threads)
         clinic_swarn(s,
                      "DBDMax %d plus ClinicDBMaxWaiting %d is not below ThreadsPerChild %d: "
                      "a database that stops answering can hold every worker of a process "
                      "for ClinicDBTimeout (%ld s), and nothing else is served meanwhile; "
                      "lower DBDMax or ClinicDBMaxWaiting (README: Every wait bounded)",
                      main_gate->capacity, max_waiting, threads, timeout_sec);
-    check_connect_timeout(p, s);
     return OK;
 }
 

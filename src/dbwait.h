@@ -34,9 +34,10 @@ typedef struct clinic_wait clinic_wait_t;
  * server-wide. */
 const char *clinic_wait_set(cmd_parms *cmd, void *cfg, const char *arg);
 void clinic_wait_register_hooks(apr_pool_t *p);
-/* post_config: the pools' sizes from mod_dbd's directives, and a warning
- * when the database could take every worker of a process. */
-int clinic_wait_post_config(apr_pool_t *p, server_rec *s);
+/* check_config: the pools' sizes from mod_dbd's directives, and warnings
+ * (once per start, and under configtest) when the database could take
+ * every worker of a process or connect_timeout does not fit the deadline. */
+int clinic_wait_check_config(apr_pool_t *p, server_rec *s);
 /* A mod_dbd directive's first argument as server s runs with it (its
  * <VirtualHost>'s, else the main server's), from the configuration tree;
  * NULL when it is not set. */

@@ -298,6 +298,34 @@ conf_fails('ClinicMaxBody 0', <<"EOF", [qr/ClinicMaxBody/]);
 </Location>
 EOF
 
+# The database deadline and the pool's waiting line: server-wide numbers.
+conf_ok('ClinicDBTimeout and ClinicDBMaxWaiting', "ClinicDBTimeout 5\nClinicDBMaxWaiting 0\n");
+conf_fails('ClinicDBTimeout 0', "ClinicDBTimeout 0\n", [qr/ClinicDBTimeout: '0' is not seconds 1-3600/]);
+conf_fails('ClinicDBTimeout 2.5', "ClinicDBTimeout 2.5\n", [qr/ClinicDBTimeout/]);
+conf_fails('ClinicDBMaxWaiting -1', "ClinicDBMaxWaiting -1\n",
+           [qr/ClinicDBMaxWaiting: '-1' is not a number of requests 0-100000/]);
+conf_fails('ClinicDBTimeout in a Location', "<Location /v>\n    ClinicDBTimeout 5\n</Location>\n",
+           [qr/ClinicDBTimeout not allowed in <Location> context/]);
+conf_fails('ClinicDBTimeout in a VirtualHost',
+           "<VirtualHost 127.0.0.1:$port>\n    ClinicDBTimeout 5\n</VirtualHost>\n",
+           [qr/ClinicDBTimeout cannot occur within <VirtualHost> section/]);
+# A pool and waiting line as large as the threads, and PostgreSQL without
+# connect_timeout: warned at start-up, naming the numbers.
+{
+    my ($rc, $out) = configtest("ThreadsPerChild 8\nDBDMax 8\nClinicDBMaxWaiting 1\n");
+    is($rc, 0, 'DBDMax 8 with ThreadsPerChild 8: still starts');
+    like($out, qr/DBDMax 8 plus ClinicDBMaxWaiting 1 is not below ThreadsPerChild 8/,
+         'DBDMax + ClinicDBMaxWaiting >= ThreadsPerChild: warned');
+    ($rc, $out) = configtest("ThreadsPerChild 8\nDBDMax 4\nClinicDBMaxWaiting 2\n");
+    unlike($out, qr/is not below ThreadsPerChild/, 'DBDMax 4 + 2 below 8 threads: no warning');
+    ($rc, $out) = configtest("DBDriver pgsql\nDBDParams \"host=/nowhere dbname=clinic\"\n");
+    like($out, qr/DBDParams has no connect_timeout/, 'PostgreSQL without connect_timeout: warned');
+    ($rc, $out) = configtest("DBDriver pgsql\nDBDParams \"host=a,b dbname=clinic connect_timeout=5\"\n"
+                             . "ClinicDBTimeout 8\n");
+    like($out, qr/connect_timeout=5 over 2 host\(s\) can take 10 s, not less than ClinicDBTimeout \(8 s\)/,
+         'connect_timeout x hosts beyond the deadline: warned');
+}
+
 conf_fails('ClinicAuth maybe', <<"EOF", [qr/ClinicAuth/]);
 <Location /v>
     SetHandler clinic-visits
