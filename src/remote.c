@@ -243,7 +243,8 @@ static int http_get(const clinic_remote_t *r, const char *url, body_t *b, char *
     CURL *h;
     CURLcode rc;
     long status = 0;
-    char *ctype = NULL;
+    char *ctype = NULL;   /* libcurl's: freed by curl_easy_cleanup */
+    int html, ok;
 
     memset(b, 0, sizeof *b);
     if (strncasecmp(url, "https://", 8) != 0) {
@@ -276,17 +277,19 @@ static int http_get(const clinic_remote_t *r, const char *url, body_t *b, char *
     rc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ctype);
+    html = ctype && !strncasecmp(ctype, "text/html", 9);
+    ok = rc == CURLE_OK && status == 200 && b->buf && !html;
     if (rc != CURLE_OK)
         apr_snprintf(why, whylen, "%s", b->too_big ? "document larger than 1 MiB"
                                         : *errbuf ? errbuf : curl_easy_strerror(rc));
     else if (status != 200)
         apr_snprintf(why, whylen, "HTTP status %ld", status);
-    else if (ctype && !strncasecmp(ctype, "text/html", 9))
+    else if (html)
         apr_snprintf(why, whylen, "HTML instead of JSON (Content-Type %s)", ctype);
     else if (!b->buf)
         apr_snprintf(why, whylen, "empty document");
     curl_easy_cleanup(h);
-    if (rc == CURLE_OK && status == 200 && b->buf && !(ctype && !strncasecmp(ctype, "text/html", 9)))
+    if (ok)
         return 0;
     free(b->buf);
     b->buf = NULL;
