@@ -405,7 +405,7 @@ static void provider_warnings(server_rec *s, const ap_directive_t *d, const char
     if (!CLINIC_AUTH_ON(c) || !c->keys || !c->keys->url)
         return;
     if (CLINIC_IS_ANY(c->audience))
-        clinic_swarn(s, "%s %s> (%s:%d): ClinicJWTAudience " CLINIC_ANY ": tokens %s issued "
+        clinic_swarn(s, "%s %s> (%s:%d): ClinicJWTAudience " CLINIC_ANY ": tokens that %s issues "
                      "for any of its clients are accepted", d->directive, path, d->filename,
                      d->line_num, c->keys->url);
     if (CLINIC_IS_ANY(c->issuer))
