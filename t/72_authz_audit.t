@@ -242,9 +242,13 @@ denied('RequireAny: local ip, but the handler still needs a token', '/authz/loca
     my ($one, $two) = map { post('/visits', $visit, token => $t, rid => "same-$run") } 1 .. 2;
     is($one->header('X-Request-Id') . ' ' . $two->header('X-Request-Id'), "same-$run same-$run",
        'one X-Request-Id on two requests: echoed on both');
-    my @ids = map { $_->{id} } grep { ($_->{client_request_id} // '') eq "same-$run" }
-              map { my %f = /(\w+)=("(?:[^"\\]|\\.)*"|\S+)/g; \%f }
-              grep { / client_request_id=same-\Q$run\E / } split /\n/, slurp("$logs/clinic_audit.log");
+    my @same_rid;
+    for (1 .. 100) {   # mod_log_config writes after the answer: wait for both lines
+        @same_rid = grep { / client_request_id=same-\Q$run\E / } split /\n/, slurp("$logs/clinic_audit.log");
+        last if @same_rid >= 2;
+        sleep 0.05;
+    }
+    my @ids = map { / id=(\S+) / ? $1 : () } @same_rid;
     is(scalar @ids, 2, '... two audit lines with it as client_request_id');
     ok(@ids == 2 && $ids[0] ne $ids[1], '... under two audit ids of the server') or diag("@ids");
     my $other = server_id($one->{rid});
