@@ -11,6 +11,8 @@
 #   make failover PostgreSQL primary + synchronous standby failover, PgBouncer (t/failover/*.t)
 #   make bench    wrk on both routes against pgbench's ceiling and the static floor (BENCHMARKS.md)
 #   make ASAN=1   the same with AddressSanitizer and UBSan
+#   make test-asan  the unit tests and the Apache::Test suite (both databases) built with
+#                 ASan/UBSan, failing on any report; then the normal build again (CI runs it)
 #   make deb      libapache2-mod-clinic_<version>_<arch>.deb (debian/, dh-apache2, lintian)
 #   make test-package  build, install, serve, purge the .deb on the stock Apache (root)
 
@@ -148,6 +150,15 @@ failover: mod_clinic.so tools/mkjwt
 bench: deps
 	$(MAKE) mod_clinic.so tools/mkjwt bench/tokens
 	./scripts/bench.sh
+
+# The sanitizer run of the suites that exercise the module's C code (the package, fuzz, farm
+# and failover runs are left to make test): ASan/UBSan builds of the unit tests and the module,
+# every report fails it; the tree is rebuilt without sanitizers afterwards.
+test-asan: deps openapi-deps
+	$(MAKE) ASAN=1 all
+	$(MAKE) ASAN=1 test-unit
+	$(MAKE) ASAN=1 test-apache
+	$(MAKE) all
 
 # The farm and failover tests do not preload the ASan runtime: skipped with ASAN=1.
 test: deps
