@@ -4,12 +4,15 @@
 #   make run      install missing Debian packages, build, start a demo on 127.0.0.1:8080
 #                 (PORT=8081 for another port)
 #   make test     install missing Debian packages, build, run every test (SQLite + PostgreSQL)
-#   make install  install the module and conf/clinic.{load,conf} for a2enmod
+#   make install  install the module and conf/clinic.{load,conf} for a2enmod (an edited
+#                 clinic.conf is kept; the shipped one is put beside it as clinic.conf.dist)
 #   make fuzz     run the libFuzzer targets (FUZZ_SECONDS each, default 120)
 #   make farm     two nodes behind a balancer: races, idempotency, a killed node, graceful restarts
 #   make failover PostgreSQL primary + synchronous standby failover, PgBouncer (t/failover/*.t)
 #   make bench    wrk on both routes against pgbench's ceiling and the static floor (BENCHMARKS.md)
 #   make ASAN=1   the same with AddressSanitizer and UBSan
+#   make test-asan  the unit tests and the Apache::Test suite (both databases) built with
+#                 ASan/UBSan, failing on any report; then the normal build again (CI runs it)
 #   make deb      libapache2-mod-clinic_<version>_<arch>.deb (debian/, dh-apache2, lintian)
 #   make test-package  build, install, serve, purge the .deb on the stock Apache (root)
 
@@ -46,7 +49,7 @@ UNIT_TESTS  = $(patsubst %.c,%,$(wildcard t/unit/test_*.c))
 TOOL_LIBS   = $(CORE_LIB) -ljwt $(CORE_LIBS)
 
 .PHONY: all deps run test test-unit test-apache test-run fuzz farm failover bench install clean \
-        FORCE deb test-package openapi-deps
+        FORCE deb test-package openapi-deps test-install deb-chroot test-asan
 
 # Rebuild everything when the sanitizer setting changes (same output names).
 .build-flags: FORCE
@@ -101,6 +104,11 @@ openapi/node_modules/.package-lock.json: openapi/package.json openapi/package-lo
 deb: deps
 	./scripts/deb.sh
 
+# As root: the package built in a clean Debian 12 chroot holding only the Build-Depends
+# (mmdebstrap from Debian's archive, ~2 min).
+deb-chroot:
+	./scripts/deb-chroot.sh
+
 # As root: the package installed, serving the seeds on the stock Apache, purged (~60 s).
 test-package: deps
 	./scripts/package-test.sh
@@ -143,11 +151,21 @@ bench: deps
 	$(MAKE) mod_clinic.so tools/mkjwt bench/tokens
 	./scripts/bench.sh
 
+# The sanitizer run of the suites that exercise the module's C code (the package, fuzz, farm
+# and failover runs are left to make test): ASan/UBSan builds of the unit tests and the module,
+# every report fails it; the tree is rebuilt without sanitizers afterwards.
+test-asan: deps openapi-deps
+	$(MAKE) ASAN=1 all
+	$(MAKE) ASAN=1 test-unit
+	$(MAKE) ASAN=1 test-apache
+	$(MAKE) all
+
 # The farm and failover tests do not preload the ASan runtime: skipped with ASAN=1.
 test: deps
 	$(MAKE) all
 	$(MAKE) test-unit
 	$(MAKE) test-package
+	$(MAKE) test-install
 	$(MAKE) test-apache
 	$(MAKE) test-run
 	$(MAKE) fuzz FUZZ_SECONDS=30
@@ -159,9 +177,24 @@ run: deps
 	$(MAKE) mod_clinic.so tools/mkjwt
 	PORT=$(PORT) ./scripts/run.sh
 
+# Where make install puts the module and clinic.{load,conf} (apxs's own by default).
+LIBEXECDIR ?= $(shell $(APXS) -q LIBEXECDIR)
+MODS_AVAILABLE ?= $(shell $(APXS) -q SYSCONFDIR)/mods-available
+
 install: mod_clinic.so
-	$(APXS) -i -n clinic mod_clinic.la
-	install -m 644 conf/clinic.load conf/clinic.conf "$$($(APXS) -q SYSCONFDIR)/mods-available/"
+	$(APXS) -S LIBEXECDIR="$(LIBEXECDIR)" -i -n clinic mod_clinic.la
+	install -m 644 conf/clinic.load "$(MODS_AVAILABLE)/"
+	@if [ -e "$(MODS_AVAILABLE)/clinic.conf" ] && ! cmp -s conf/clinic.conf "$(MODS_AVAILABLE)/clinic.conf"; then \
+	    install -m 644 conf/clinic.conf "$(MODS_AVAILABLE)/clinic.conf.dist"; \
+	    echo "install: $(MODS_AVAILABLE)/clinic.conf is kept as it is; the shipped one is clinic.conf.dist beside it"; \
+	else \
+	    echo "install -m 644 conf/clinic.conf $(MODS_AVAILABLE)/"; \
+	    install -m 644 conf/clinic.conf "$(MODS_AVAILABLE)/"; \
+	fi
+
+# make install into a temporary tree, twice: an edited clinic.conf survives (~5 s).
+test-install: mod_clinic.so
+	./scripts/install-test.sh
 
 clean:
 	rm -rf .libs src/.libs *.la *.lo *.o *.slo src/*.lo src/*.o src/*.slo src/*.la \

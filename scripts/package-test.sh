@@ -42,6 +42,8 @@ ok() {   # ok NAME COMMAND...: one check, reported as a TAP-like line
     fi
 }
 configtest() { apache2ctl configtest; }
+# The package leaves server-wide settings alone: no ErrorLogFormat in effect in clinic.conf.
+no_server_log_format() { ! grep -iE '^[[:space:]]*ErrorLogFormat' /etc/apache2/mods-enabled/clinic.conf; }
 not_installed() { ! dpkg-query -W -f='${db:Status-Status}\n' "$pkg" 2>/dev/null | grep -qx installed; }
 absent() { local f; for f in "$@"; do [ ! -e "$f" ] || { echo "$f still there"; return 1; }; done; }
 # What the package may touch: the Apache configuration and a2enmod's state, the module directory.
@@ -106,6 +108,7 @@ deb=$(ls "$work"/${pkg}_*.deb)
 ok "apt-get install ./$(basename "$deb")" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 "$deb"
 ok "the module is enabled" test -L /etc/apache2/mods-enabled/clinic.load
 ok "configtest passes with the module enabled and nothing configured" configtest
+ok "clinic.conf leaves the server's ErrorLogFormat alone" no_server_log_format
 ok "the module file is installed" test -f /usr/lib/apache2/modules/mod_clinic.so
 conffiles() { dpkg-query -W -f='${Conffiles}\n' "$pkg" | awk 'NF { print $1 }' | sort | tr '\n' ' '; }
 ok "clinic.load and clinic.conf are conffiles" \

@@ -4,12 +4,15 @@
  * clinic_audit LogFormat in conf/clinic.conf). Notes hold ids and short
  * words only: never a name, a body or a token.
  *
- * The request id is the client's X-Request-Id when it is sane (1-128
- * characters 0x21-0x7E), else mod_unique_id's UNIQUE_ID when that module is
- * loaded, else an ObjectId made here. It becomes the request's log id
- * (r->log_id, `%L` in ErrorLogFormat, as mod_unique_id's would), a note,
- * and the X-Request-Id header of every answer (err_headers_out, so Apache's
- * own error answers carry it too).
+ * The request id is the server's own: mod_unique_id's UNIQUE_ID when that
+ * module is loaded, else an ObjectId made here, never a value the client
+ * chose (a client could give all its requests one id, or reuse another's).
+ * It becomes the request's log id (r->log_id, `%L` in ErrorLogFormat, as
+ * mod_unique_id's would) and the audit line's id. The client's X-Request-Id,
+ * when it is sane (1-128 characters 0x21-0x7E), is a note of its own (the
+ * audit line's client_request_id) and is echoed in the X-Request-Id header
+ * of every answer; without one the answer carries the server's id
+ * (err_headers_out, so Apache's own error answers carry it too).
  */
 #include "clinic.h"
 #include "objectid.h"
@@ -44,21 +47,23 @@ static const char *make_request_id(request_rec *r)
 static int audit_begin(request_rec *r)
 {
     clinic_rstate_t *st = clinic_rstate(r);
-    const char *id;
+    const char *id, *client;
 
     if (!st->route)
         return DECLINED;
-    id = apr_table_get(r->headers_in, "X-Request-Id");
-    if (!request_id_sane(id)) {
-        id = apr_table_get(r->subprocess_env, "UNIQUE_ID");
-        if (!request_id_sane(id))
-            id = make_request_id(r);
-    }
+    id = apr_table_get(r->subprocess_env, "UNIQUE_ID");
+    if (!request_id_sane(id))
+        id = make_request_id(r);
+    client = apr_table_get(r->headers_in, "X-Request-Id");
+    if (!request_id_sane(client))
+        client = NULL;
     r->log_id = id;
     apr_table_setn(r->notes, CLINIC_NOTE_REQUEST_ID, id);
+    if (client)
+        apr_table_setn(r->notes, CLINIC_NOTE_CLIENT_REQUEST_ID, client);
     apr_table_setn(r->notes, CLINIC_NOTE_ROUTE,
                    st->route == CLINIC_ROUTE_LINK ? "add_and_link" : "visits");
-    apr_table_setn(r->err_headers_out, "X-Request-Id", id);
+    apr_table_setn(r->err_headers_out, "X-Request-Id", client ? client : id);
     return DECLINED;
 }
 

@@ -131,8 +131,9 @@ int clinic_authenticate(request_rec *r)
         return st->authn;
     pol.alg = conf->alg;
     /* With discovery, iss must be the issuer unless ClinicJWTIssuer says otherwise. */
-    pol.issuer = conf->issuer ? conf->issuer : conf->keys->oidc ? conf->keys->url : NULL;
-    pol.audience = conf->audience;
+    pol.issuer = conf->issuer ? CLINIC_CHECKED(conf->issuer)
+                              : conf->keys->oidc ? conf->keys->url : NULL;
+    pol.audience = CLINIC_CHECKED(conf->audience);
     pol.leeway = CLINIC_LEEWAY(conf);
     clinic_debug(r, "verifying the bearer token");
     rc = clinic_token_verify_cached(&pol, tok, len, now, &st->claims, &why);

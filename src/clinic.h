@@ -95,6 +95,7 @@ void clinic_authz_register(apr_pool_t *p);
 
 /* --- audit.c: request id and the notes mod_log_config writes --- */
 #define CLINIC_NOTE_REQUEST_ID  "clinic-request-id"
+#define CLINIC_NOTE_CLIENT_REQUEST_ID "clinic-client-request-id"
 #define CLINIC_NOTE_ROUTE       "clinic-route"
 #define CLINIC_NOTE_CALLER      "clinic-caller"
 #define CLINIC_NOTE_OUTCOME     "clinic-outcome"

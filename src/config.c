@@ -383,6 +383,43 @@ static const clinic_dir_conf *effective(apr_pool_t *p, server_rec *s, const char
     return eff;
 }
 
+/* Keys from a provider sign tokens for all its clients (and a JWKS may be
+ * shared by several issuers): an audience, and for a JWKS URL an issuer, are
+ * required, or the explicit ClinicJWT... * that accepts any. */
+static const char *provider_problem(apr_pool_t *p, const clinic_dir_conf *c)
+{
+    const char *src = apr_pstrcat(p, c->keys->oidc ? "ClinicOIDCIssuer " : "ClinicJWKSURL ",
+                                  c->keys->url, NULL);
+
+    if (!strncmp(c->alg, "HS", 2))
+        return apr_psprintf(p, "%s: a provider's published keys cannot be %s secrets", src,
+                            c->alg);
+    if (!c->audience)
+        return apr_psprintf(p, "%s needs ClinicJWTAudience: the provider signs tokens for "
+                            "every one of its clients (ClinicJWTAudience " CLINIC_ANY
+                            " accepts them all)", src);
+    if (!c->keys->oidc && !c->issuer)
+        return apr_psprintf(p, "%s needs ClinicJWTIssuer: one key set can sign for several "
+                            "issuers (ClinicJWTIssuer " CLINIC_ANY " accepts them all)", src);
+    return NULL;
+}
+
+/* The explicit opt-outs of provider_problem, said at every start. */
+static void provider_warnings(server_rec *s, const ap_directive_t *d, const char *path,
+                              const clinic_dir_conf *c)
+{
+    if (!CLINIC_AUTH_ON(c) || !c->keys || !c->keys->url)
+        return;
+    if (CLINIC_IS_ANY(c->audience))
+        clinic_swarn(s, "%s %s> (%s:%d): ClinicJWTAudience " CLINIC_ANY ": tokens that %s issues "
+                     "for any of its clients are accepted", d->directive, path, d->filename,
+                     d->line_num, c->keys->url);
+    if (CLINIC_IS_ANY(c->issuer))
+        clinic_swarn(s, "%s %s> (%s:%d): ClinicJWTIssuer " CLINIC_ANY ": tokens of any issuer "
+                     "signed with the keys of %s are accepted", d->directive, path,
+                     d->filename, d->line_num, c->keys->url);
+}
+
 /* NULL when usable, else what is wrong. A fetched key set registers its
  * fetcher here (it has no keys yet: requests answer 503 until it has). */
 static const char *auth_problem(apr_pool_t *p, server_rec *s, const clinic_dir_conf *c)
@@ -399,10 +436,9 @@ static const char *auth_problem(apr_pool_t *p, server_rec *s, const clinic_dir_c
         return "ClinicAuth jwt needs ClinicJWTKeyFile, ClinicJWKSFile, ClinicJWKSURL "
                "or ClinicOIDCIssuer";
     if (c->keys->url) {
-        if (!strncmp(c->alg, "HS", 2))
-            return apr_psprintf(p, "%s %s: a provider's published keys cannot be %s secrets",
-                                c->keys->oidc ? "ClinicOIDCIssuer" : "ClinicJWKSURL",
-                                c->keys->url, c->alg);
+        const char *why_not = provider_problem(p, c);
+        if (why_not)
+            return why_not;
         return clinic_remote_register(p, s, c, &rwhy) ? NULL : rwhy;
     }
     min = clinic_hs_min_len(c->alg);
@@ -447,6 +483,7 @@ static int walk(apr_pool_t *p, server_rec *main_s, server_rec *s,
                    is_clinic_handler(p, d->first_child)) {
             const char *path = first_arg(p, d->args);
             int is_regex = !strcasecmp(d->directive, "<LocationMatch") || !strcmp(path, "~");
+            const clinic_dir_conf *eff;
             const char *why;
 
             if (!strcmp(path, "~")) {
@@ -454,7 +491,10 @@ static int walk(apr_pool_t *p, server_rec *main_s, server_rec *s,
                 path = first_arg(p, rest);
             }
             (*found)++;
-            why = auth_problem(p, s, effective(p, s, path, is_regex));
+            eff = effective(p, s, path, is_regex);
+            why = auth_problem(p, s, eff);
+            if (!why)
+                provider_warnings(s, d, path, eff);
             if (why) {
                 clinic_scrit(s, "%s %s> (%s:%d): %s", d->directive, path,
                              d->filename, d->line_num, why);

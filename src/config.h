@@ -75,6 +75,11 @@ typedef struct {
 #define CLINIC_JWKS_REFRESH(c) \
     ((c)->jwks_refresh == CLINIC_UNSET ? CLINIC_DEFAULT_JWKS_REFRESH : (c)->jwks_refresh)
 #define CLINIC_USER_CLAIM(c) ((c)->user_claim ? (c)->user_claim : CLINIC_DEFAULT_USER_CLAIM)
+/* ClinicJWTIssuer * / ClinicJWTAudience *: the administrator's explicit "any" (not checked),
+ * which keys from a provider need instead of a value (warned about at start-up). */
+#define CLINIC_ANY "*"
+#define CLINIC_IS_ANY(v) ((v) && !strcmp((v), CLINIC_ANY))
+#define CLINIC_CHECKED(v) (CLINIC_IS_ANY(v) ? NULL : (v))
 
 extern const command_rec clinic_cmds[];
 

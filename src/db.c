@@ -52,7 +52,9 @@ static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire;
 
 /* In a session's prepared-statement hash: its statements are ready. */
 #define READY_KEY "clinic: statements ready"
-/* SQLite: the session was opened while its file was read-only. */
+/* ... and (PostgreSQL) the pool they are prepared into, replaced each time. */
+#define STMT_POOL_KEY "clinic: statement pool"
+/* SQLite: the session let go of its file, which it may not write. */
 #define READ_ONLY_KEY "clinic: opened read-only"
 
 /* Each statement: its prepared name, its argument count, whether running it
@@ -441,11 +443,14 @@ static int pooled_symptom(clinic_db_t *db, int rv)
  * prepared again. */
 static int prepare_one(clinic_db_t *db, int i)
 {
+    apr_pool_t *pool = apr_hash_get(db->dbd->prepared, STMT_POOL_KEY, APR_HASH_KEY_STRING);
     apr_dbd_prepared_t *p = NULL;
     char st[6];
     int rv, n;
 
-    rv = apr_dbd_prepare(db->dbd->driver, db->dbd->pool, db->dbd->handle,
+    if (!pool)
+        pool = db->dbd->pool;
+    rv = apr_dbd_prepare(db->dbd->driver, pool, db->dbd->handle,
                          stmts[i].sql, stmts[i].label, &p);
     if (rv != 0 && db->pgsql) {
         clinic_sqlstate(apr_dbd_error(db->dbd->driver, db->dbd->handle, rv), st);
@@ -455,7 +460,7 @@ static int prepare_one(clinic_db_t *db, int i)
             apr_dbd_query(db->dbd->driver, db->dbd->handle, &n,
                           apr_pstrcat(db->r->pool, "DEALLOCATE ", stmts[i].label, NULL)) == 0) {
             p = NULL;
-            rv = apr_dbd_prepare(db->dbd->driver, db->dbd->pool, db->dbd->handle,
+            rv = apr_dbd_prepare(db->dbd->driver, pool, db->dbd->handle,
                                  stmts[i].sql, stmts[i].label, &p);
         }
     }
@@ -485,6 +490,28 @@ static int sqlite_stale(int rv, const char *msg)
            (!strcmp(msg, "database schema has changed") || !strcmp(msg, "not an error"));
 }
 
+/* PostgreSQL: a fresh pool for the session's statements, the previous one
+ * (and the statements in it) freed, so that a long-lived session does not
+ * grow with each repair or reconnect. SQLite keeps the session's pool: its
+ * apr_dbd driver lists every prepared statement on the connection handle
+ * and finalizes them when the connection closes. */
+static void new_statement_pool(clinic_db_t *db)
+{
+    apr_pool_t *old = apr_hash_get(db->dbd->prepared, STMT_POOL_KEY, APR_HASH_KEY_STRING);
+    apr_pool_t *pool;
+    int i;
+
+    if (!db->pgsql)
+        return;
+    for (i = 0; i < CLINIC_SQL_COUNT; i++)
+        apr_hash_set(db->dbd->prepared, stmts[i].label, APR_HASH_KEY_STRING, NULL);
+    apr_hash_set(db->dbd->prepared, STMT_POOL_KEY, APR_HASH_KEY_STRING, NULL);
+    if (old)
+        apr_pool_destroy(old);
+    if (apr_pool_create(&pool, db->dbd->pool) == APR_SUCCESS)
+        apr_hash_set(db->dbd->prepared, STMT_POOL_KEY, APR_HASH_KEY_STRING, pool);
+}
+
 /* Give this session the module's statements and check the schema version:
  * a session used for the first time, one that was reset, or one whose
  * statements went stale. why (NULL the first time) is logged at info. */
@@ -497,6 +524,7 @@ static int prepare_statements(clinic_db_t *db, const char *why)
     int i, rv, version, attempt;
 
     apr_hash_set(db->dbd->prepared, READY_KEY, APR_HASH_KEY_STRING, NULL);
+    new_statement_pool(db);
     db->repair = 0;
     /* SQLite prepares against the schema it last read; the first step of a
      * statement prepared on an outdated one fails once, and that step

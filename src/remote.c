@@ -9,7 +9,9 @@
  *   in under a mutex; requests hold a reference to the set they use, so an
  *   old set lives until its last request is done.
  * - An unknown kid asks the thread for a refetch, at most once per 60 s per
- *   fetcher and process; the request waits for it at most WAIT_SECONDS.
+ *   fetcher and process; the request waits for it at most WAIT_SECONDS, and
+ *   at most WAITERS_MAX requests per fetcher and process wait: the others
+ *   answer 401 at once (made-up kids need no valid signature).
  * - A failed fetch keeps the last good set and is logged once per failure
  *   streak; the next try comes after min(refresh, 60 s).
  * - The last good document is kept on disk, 0600 in a 0700 directory owned by
@@ -35,6 +37,7 @@
 #define CONNECT_SECONDS 5L
 #define TOTAL_SECONDS 10L
 #define WAIT_SECONDS 3        /* a request waiting for an unknown kid's refetch */
+#define WAITERS_MAX 4         /* requests of a process waiting so, per fetcher */
 #define FORCED_EVERY 60       /* seconds between kid-triggered refetches */
 #define RETRY_MAX 60          /* seconds between tries while failing */
 #define DOC_MAX (1024 * 1024) /* bytes of a fetched document */
@@ -56,6 +59,7 @@ struct clinic_remote {
     int busy;                 /* a fetch is running */
     unsigned long seq;        /* fetches finished */
     unsigned long forced_seq; /* seq once the last kid-triggered refetch is done */
+    int waiting;              /* requests waiting for that refetch */
     int failing;
 };
 
@@ -243,7 +247,8 @@ static int http_get(const clinic_remote_t *r, const char *url, body_t *b, char *
     CURL *h;
     CURLcode rc;
     long status = 0;
-    char *ctype = NULL;
+    char *ctype = NULL;   /* libcurl's: freed by curl_easy_cleanup */
+    int html, ok;
 
     memset(b, 0, sizeof *b);
     if (strncasecmp(url, "https://", 8) != 0) {
@@ -276,17 +281,19 @@ static int http_get(const clinic_remote_t *r, const char *url, body_t *b, char *
     rc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ctype);
+    html = ctype && !strncasecmp(ctype, "text/html", 9);
+    ok = rc == CURLE_OK && status == 200 && b->buf && !html;
     if (rc != CURLE_OK)
         apr_snprintf(why, whylen, "%s", b->too_big ? "document larger than 1 MiB"
                                         : *errbuf ? errbuf : curl_easy_strerror(rc));
     else if (status != 200)
         apr_snprintf(why, whylen, "HTTP status %ld", status);
-    else if (ctype && !strncasecmp(ctype, "text/html", 9))
+    else if (html)
         apr_snprintf(why, whylen, "HTML instead of JSON (Content-Type %s)", ctype);
     else if (!b->buf)
         apr_snprintf(why, whylen, "empty document");
     curl_easy_cleanup(h);
-    if (rc == CURLE_OK && status == 200 && b->buf && !(ctype && !strncasecmp(ctype, "text/html", 9)))
+    if (ok)
         return 0;
     free(b->buf);
     b->buf = NULL;
@@ -564,12 +571,18 @@ int clinic_remote_refetch(clinic_remote_t *r, const clinic_keyset_t *mine)
         pthread_mutex_unlock(&lock);   /* refetched less than 60 s ago: no more */
         return 0;
     }
+    if (r->waiting >= WAITERS_MAX) {   /* enough requests wait already: no worker parks */
+        pthread_mutex_unlock(&lock);
+        return 0;
+    }
     /* A refetch is under way (ours, or one asked for by a request just before): wait. */
+    r->waiting++;
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += WAIT_SECONDS;
     while (r->seq < r->forced_seq && !stopping)
         if (pthread_cond_timedwait(&done, &lock, &until) == ETIMEDOUT)
             break;
+    r->waiting--;
     changed = r->current != mine;
     pthread_mutex_unlock(&lock);
     return changed;

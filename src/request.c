@@ -84,81 +84,65 @@ static int too_large(clinic_req_t *c, apr_off_t max)
                                     max));
 }
 
-/* The body as read so far. */
-typedef struct {
-    char *buf;
-    apr_size_t len, cap;
-    int eos;
-} body_buf_t;
-
-/* Room for what the Content-Length announces (413 at once when over max). */
-static int body_start(clinic_req_t *c, apr_off_t max, body_buf_t *b)
+/* 413 at once when the Content-Length announces more than max. */
+static int body_announced(clinic_req_t *c, apr_off_t max)
 {
     request_rec *r = c->r;
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_off_t n;
 
-    memset(b, 0, sizeof *b);
-    if (cl && !apr_table_get(r->headers_in, "Transfer-Encoding")) {
-        apr_off_t n;
-        if (apr_strtoff(&n, cl, NULL, 10) == APR_SUCCESS && n > max)
-            return too_large(c, max);
-        b->cap = (apr_size_t)(n > 0 && n <= max ? n : 0) + 1;
-    } else {
-        b->cap = 8192;
-    }
-    b->buf = apr_palloc(r->pool, b->cap);
+    if (cl && !apr_table_get(r->headers_in, "Transfer-Encoding") &&
+        apr_strtoff(&n, cl, NULL, 10) == APR_SUCCESS && n > max)
+        return too_large(c, max);
     return CLINIC_GO;
 }
 
-/* Append one brigade's data (b->eos at its end). CLINIC_GO or the answer. */
-static int body_append(clinic_req_t *c, apr_bucket_brigade *bb, apr_off_t max, body_buf_t *b)
+/* Move one brigade's data buckets to body, counting them against max; *eos
+ * at its end. CLINIC_GO or the answer. */
+static int body_take(clinic_req_t *c, apr_bucket_brigade *bb, apr_bucket_brigade *body,
+                     apr_off_t max, apr_off_t *len, int *eos)
 {
     apr_bucket *e;
 
-    for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb); e = APR_BUCKET_NEXT(e)) {
+    while ((e = APR_BRIGADE_FIRST(bb)) != APR_BRIGADE_SENTINEL(bb)) {
         const char *data;
         apr_size_t n;
         if (APR_BUCKET_IS_EOS(e)) {
-            b->eos = 1;
+            *eos = 1;
             break;
         }
-        if (APR_BUCKET_IS_METADATA(e))
+        if (APR_BUCKET_IS_METADATA(e)) {
+            apr_bucket_delete(e);
             continue;
-        if (apr_bucket_read(e, &data, &n, APR_BLOCK_READ) != APR_SUCCESS) {
+        }
+        if (apr_bucket_read(e, &data, &n, APR_BLOCK_READ) != APR_SUCCESS ||
+            apr_bucket_setaside(e, c->r->pool) != APR_SUCCESS) {
             c->r->connection->keepalive = AP_CONN_CLOSE;
             return HTTP_BAD_REQUEST;
         }
-        if ((apr_off_t)(b->len + n) > max) {
-            apr_brigade_cleanup(bb);
+        if ((*len += (apr_off_t)n) > max)
             return too_large(c, max);
-        }
-        if (b->len + n + 1 > b->cap) {
-            char *nbuf;
-            while (b->len + n + 1 > b->cap)
-                b->cap *= 2;
-            nbuf = apr_palloc(c->r->pool, b->cap);
-            memcpy(nbuf, b->buf, b->len);
-            b->buf = nbuf;
-        }
-        memcpy(b->buf + b->len, data, n);
-        b->len += n;
+        APR_BUCKET_REMOVE(e);
+        APR_BRIGADE_INSERT_TAIL(body, e);
     }
     return CLINIC_GO;
 }
 
-/* Read the whole body, at most max bytes, whatever the framing. */
+/* Read the whole body, at most max bytes, whatever the framing: its buckets
+ * are kept as they come and copied once, into one buffer of its size. */
 static int read_body(clinic_req_t *c)
 {
     request_rec *r = c->r;
-    apr_off_t max = CLINIC_MAX_BODY(c->conf);
-    apr_bucket_brigade *bb;
-    body_buf_t b;
-    int rc;
+    apr_off_t max = CLINIC_MAX_BODY(c->conf), len = 0;
+    apr_bucket_brigade *bb, *body;
+    apr_size_t n;
+    int rc, eos = 0;
 
-    if ((rc = body_start(c, max, &b)) != CLINIC_GO)
+    if ((rc = body_announced(c, max)) != CLINIC_GO)
         return rc;
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    while (!b.eos) {
+    body = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    while (!eos) {
         apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
                                          APR_BLOCK_READ, HUGE_STRING_LEN);
         if (rv != APR_SUCCESS) {
@@ -166,14 +150,18 @@ static int read_body(clinic_req_t *c)
             r->connection->keepalive = AP_CONN_CLOSE;
             return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
         }
-        if ((rc = body_append(c, bb, max, &b)) != CLINIC_GO)
-            return rc;
+        rc = body_take(c, bb, body, max, &len, &eos);
         apr_brigade_cleanup(bb);
+        if (rc != CLINIC_GO)
+            return rc;
     }
-    b.buf[b.len] = '\0';
-    c->body = b.buf;
-    c->body_len = b.len;
-    return CLINIC_GO;
+    n = (apr_size_t)len;
+    c->body = apr_palloc(r->pool, n + 1);
+    rc = apr_brigade_flatten(body, c->body, &n) == APR_SUCCESS ? CLINIC_GO : HTTP_BAD_REQUEST;
+    c->body[n] = '\0';
+    c->body_len = n;
+    apr_brigade_destroy(body);
+    return rc;
 }
 
 static int parse_body(clinic_req_t *c)

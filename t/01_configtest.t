@@ -7,6 +7,7 @@ use warnings FATAL => 'all';
 use utf8;
 
 use Test::More;
+use Cwd ();
 use File::Temp ();
 use JSON::PP ();
 use lib 't/lib';
@@ -408,6 +409,42 @@ conf_fails('HS512 secret of 63 bytes (and a newline)', <<"EOF",
 EOF
     [qr/<Location \/hs512>/, qr/at least 64 bytes/]);
 
+# --- public key material is never an HS secret (whoever has it could mint tokens) ---
+my $jwk_text = do {
+    open(my $fh, '<', $jwks) or die "$jwks: $!";
+    local $/;
+    JSON::PP->new->canonical->encode(JSON::PP->new->decode(<$fh>)->{keys}[0]);
+};
+my $as_jwk = write_file("$dir/a-jwk.secret", $jwk_text);
+for my $case (['a PEM public key', $rsa_pub, qr/not a PEM block/], ['a JWKS', $jwks, qr/not a JWKS document/],
+              ['a JWK', $as_jwk, qr/not a JWK\b/]) {
+    my ($what, $file, $why) = @$case;
+    conf_fails("HS256 with $what as its secret", <<"EOF", [qr/<Location \/hs>/, qr/does not fit HS256/, $why]);
+<Location /hs>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm HS256
+    ClinicJWTKeyFile "$file"
+</Location>
+EOF
+}
+
+# --- RSA keys of at most 8192 bits (t/keys/: real keys, slow to generate) ---
+my $tkeys = Cwd::abs_path('t/keys');
+conf_ok('RS256 with an 8192-bit key', <<"EOF");
+<Location /big>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    ClinicJWTKeyFile "$tkeys/rsa8192-public.pem"
+</Location>
+EOF
+conf_fails('RS256 with an 8256-bit key', <<"EOF", [qr/<Location \/big>/, qr/8256 bits, more than the 8192 allowed/]);
+<Location /big>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    ClinicJWTKeyFile "$tkeys/rsa8256-public.pem"
+</Location>
+EOF
+
 # --- keys fetched over HTTPS (issue 11): configtest does not fetch ---
 my $ca = write_file("$dir/ca.pem", "not read until a fetch\n");
 conf_ok('ClinicJWKSURL and ClinicOIDCIssuer with their settings', <<"EOF");
@@ -417,14 +454,74 @@ ClinicJWKSCacheDir "$dir/kept"
     SetHandler clinic-visits
     ClinicJWTAlgorithm RS256
     ClinicJWKSURL https://idp.example/.well-known/jwks.json
+    ClinicJWTIssuer https://idp.example/
+    ClinicJWTAudience clinic-api
     ClinicJWKSRefresh 600
 </Location>
 <Location /o>
     SetHandler clinic-add-and-link
     ClinicJWTAlgorithm ES256
     ClinicOIDCIssuer https://idp.example/realms/hospital
+    ClinicJWTAudience clinic-api
 </Location>
 EOF
+
+# Keys from a provider sign tokens for all its clients: an audience is required, and for
+# a JWKS URL an issuer, unless the administrator writes the explicit `*` (warned about).
+my %provider = (oidc => 'ClinicOIDCIssuer https://accounts.example/',
+                url  => 'ClinicJWKSURL https://idp.example/jwks.json');
+for my $k (sort keys %provider) {
+    my @want = (qr/<Location \/p>/, qr/needs ClinicJWTAudience/, qr/ClinicJWTAudience \* accepts them all/);
+    conf_fails("$k without ClinicJWTAudience", <<"EOF", \@want);
+<Location /p>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    $provider{$k}
+    ClinicJWTIssuer https://idp.example/
+</Location>
+EOF
+}
+conf_fails('ClinicJWKSURL without ClinicJWTIssuer', <<"EOF", [qr/<Location \/p\/visits>/, qr/needs ClinicJWTIssuer/]);
+ClinicJWTAudience clinic-api
+<Location /p/visits>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    $provider{url}
+</Location>
+EOF
+conf_fails('an audience in another Location does not count', <<"EOF", [qr/<Location \/p2>/, qr/ClinicJWTAudience/]);
+<Location /p1>
+    ClinicJWTAudience clinic-api
+</Location>
+<Location /p2>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    $provider{oidc}
+</Location>
+EOF
+{
+    my ($rc, $out) = configtest(<<"EOF");
+<Location /any>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    $provider{url}
+    ClinicJWTAudience *
+    ClinicJWTIssuer *
+</Location>
+<Location /oidc>
+    SetHandler clinic-visits
+    ClinicJWTAlgorithm RS256
+    $provider{oidc}
+    ClinicJWTAudience clinic-api
+</Location>
+EOF
+    is($rc, 0, 'ClinicJWTAudience * and ClinicJWTIssuer *: configtest passes') or diag($out);
+    like($out, qr/warn.*<Location \/any>.*ClinicJWTAudience \*: tokens .* for any of its clients are accepted/,
+         'ClinicJWTAudience *: a warning naming the Location');
+    like($out, qr/warn.*<Location \/any>.*ClinicJWTIssuer \*: tokens of any issuer/,
+         'ClinicJWTIssuer *: a warning naming the Location');
+    unlike($out, qr/<Location \/oidc>/, 'an audience and the discovered issuer: no warning');
+}
 conf_fails('ClinicJWKSURL over http', <<"EOF", [qr/ClinicJWKSURL/, qr/not an https/]);
 <Location /u>
     SetHandler clinic-visits

@@ -123,6 +123,11 @@ my @cases = (
     ['status a number', '{"patient": 1750, "status": 5}', '{"status":["Not a valid string."]}'],
     ['bad visit_date', '{"patient": 1750, "status": "started", "visit_date": "31 February 2026 10:00"}',
      '{"visit_date":["Datetime has wrong format. Use one of these formats instead: DD MMMM YYYY HH:mm, YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."]}'],
+    # Years 0001-9999 in UTC (stored) and in the answer's offset (+07:00 on /visits).
+    ['visit_date before year 1 in UTC', '{"patient": 1750, "status": "started", "visit_date": "0001-01-01T00:30+01:00"}',
+     '{"visit_date":["Datetime has wrong format. Use one of these formats instead: DD MMMM YYYY HH:mm, YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."]}'],
+    ['visit_date after 9999 in the answer\'s offset', '{"patient": 1750, "status": "started", "visit_date": "9999-12-31T20:00Z"}',
+     '{"visit_date":["Datetime has wrong format. Use one of these formats instead: DD MMMM YYYY HH:mm, YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."]}'],
     ['bad date alias', '{"patient": 1750, "status": "started", "date": "yesterday"}',
      '{"date":["Datetime has wrong format. Use one of these formats instead: DD MMMM YYYY HH:mm, YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."]}'],
     ['both visit_date and date', '{"patient": 1750, "status": "started", "visit_date": "21 November 2026 14:05", "date": "2026-11-21T14:05"}',

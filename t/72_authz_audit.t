@@ -1,8 +1,9 @@
 # Apache-native authorization and the audit trail (issue 12): r->user (%u,
 # AUTH_TYPE) from the token; `Require clinic-claim` alone and inside
 # <RequireAll>/<RequireAny> with `Require ip`, 403 in both shapes; the token
-# verified once per request; the request id (client's, mod_unique_id's, the
-# module's) echoed and in the audit and error logs; and one audit line per
+# verified once per request; the request id (mod_unique_id's, the module's;
+# never the client's) in the audit and error logs, the client's X-Request-Id
+# echoed and in a field of its own; and one audit line per
 # answer of both routes whose caller, outcome and ids match the answer.
 use strict;
 use warnings FATAL => 'all';
@@ -44,21 +45,23 @@ sub send_req {
 }
 sub post { send_req('POST', @_) }
 
-# The log line holding needle, waited for: mod_log_config writes after the answer.
+# The log line holding needle (a string, or a pattern), waited for: mod_log_config writes after
+# the answer.
 sub log_line {
     my ($file, $needle) = @_;
     for (1 .. 100) {
-        my ($line) = grep { index($_, $needle) >= 0 } split /\n/, slurp("$logs/$file");
+        my ($line) = grep { ref $needle ? /$needle/ : index($_, $needle) >= 0 } split /\n/, slurp("$logs/$file");
         return $line if defined $line;
         sleep 0.05;
     }
     return '';
 }
 
-# The audit line of a request id, as a hash of its key=value fields.
+# The audit line of a request id (the server's id, or the client's X-Request-Id), as a hash of
+# its key=value fields.
 sub audit_of {
     my ($rid) = @_;
-    my $line = log_line('clinic_audit.log', " id=$rid ");
+    my $line = log_line('clinic_audit.log', qr/ (?:id|client_request_id)=\Q$rid\E /);
     my %f;
     while ($line =~ /(\w+)=("(?:[^"\\]|\\.)*"|\S+)/g) {
         my ($k, $v) = ($1, $2);
@@ -73,11 +76,18 @@ sub audit_is {
     my ($res, $want, $what) = @_;
     my $rid = $res->header('X-Request-Id') // '';
     my $got = audit_of($rid);
-    my %want = (id => $rid, client => '127.0.0.1', status => $res->code,
+    my %want = (client => '127.0.0.1', status => $res->code,
                 visit => '-', patient => '-', appointment => '-', %$want);
+    if (defined $res->{rid}) { $want{client_request_id} = $rid }
+    else                     { @want{'id', 'client_request_id'} = ($rid, '-') }
     is_deeply({ map { $_ => $got->{$_} } keys %want }, \%want, "$what: audit line")
         or diag(explain($got));
+    ok(defined $got->{id} && $got->{id} ne ($res->{rid} // '') && $got->{id} =~ /^[\x21-\x7e]{19,}$/,
+       "$what: the audit id is the server's") or diag($got->{id});
 }
+
+# The server's id of a request: its audit line's id.
+sub server_id { audit_of($_[0])->{id} // '' }
 
 sub common_json {
     my ($res, $what) = @_;
@@ -208,8 +218,7 @@ denied('RequireAny: local ip, but the handler still needs a token', '/authz/loca
 {
     my $res = post('/authz/role/visits', $visit, token => token(claims => { sub => 'once', role => 'nurse' }));
     is($res->code, 200, 'provider and handler both need the token: 200');
-    my $rid = $res->{rid};
-    log_line('clinic_audit.log', " id=$rid ");   # the request is over
+    my $rid = server_id($res->{rid});   # the request is over
     my @lines = grep { /\[req \Q$rid\E\]/ && /verifying the bearer token/ } split /\n/, slurp("$logs/error_log");
     is(scalar @lines, 1, 'the token was verified once in the request');
 }
@@ -221,12 +230,36 @@ denied('RequireAny: local ip, but the handler still needs a token', '/authz/loca
     my $rid = 'req-' . ('x' x 124);                          # 128 characters: kept
     my $res = post('/visits', $visit, token => $bad, rid => $rid);
     is($res->header('X-Request-Id'), $rid, 'a 128-character X-Request-Id is kept and echoed');
-    like(log_line('error_log', "[req $rid]"), qr/token rejected: expired/,
-         'the error-log line of the request carries its id');
-    is(audit_of($rid)->{outcome}, 'unauthorized', 'the audit line carries it too');
+    my $audit = audit_of($rid);
+    is($audit->{client_request_id}, $rid, 'the audit line carries it as client_request_id');
+    is($audit->{outcome}, 'unauthorized', '... on the request\'s own line');
+    isnt($audit->{id}, $rid, 'the audit id is not the client\'s');
+    like(log_line('error_log', "[req $audit->{id}]"), qr/token rejected: expired/,
+         'the error-log line of the request carries the audit id');
+    is(index(slurp("$logs/error_log"), "[req $rid]"), -1, 'the client\'s id is not the log id');
+
+    # A client cannot give its requests one id, nor reuse another's.
+    my ($one, $two) = map { post('/visits', $visit, token => $t, rid => "same-$run") } 1 .. 2;
+    is($one->header('X-Request-Id') . ' ' . $two->header('X-Request-Id'), "same-$run same-$run",
+       'one X-Request-Id on two requests: echoed on both');
+    my @same_rid;
+    for (1 .. 100) {   # mod_log_config writes after the answer: wait for both lines
+        @same_rid = grep { / client_request_id=same-\Q$run\E / } split /\n/, slurp("$logs/clinic_audit.log");
+        last if @same_rid >= 2;
+        sleep 0.05;
+    }
+    my @ids = map { / id=(\S+) / ? $1 : () } @same_rid;
+    is(scalar @ids, 2, '... two audit lines with it as client_request_id');
+    ok(@ids == 2 && $ids[0] ne $ids[1], '... under two audit ids of the server') or diag("@ids");
+    my $other = server_id($one->{rid});
+    my $reuse = post('/visits', $visit, token => $t, rid => $other);
+    is($reuse->header('X-Request-Id'), $other, 'another request\'s audit id sent as X-Request-Id: echoed');
+    log_line('clinic_audit.log', qr/ client_request_id=\Q$other\E /);   # its line is written
+    my @same = grep { / id=\Q$other\E / } split /\n/, slurp("$logs/clinic_audit.log");
+    is(scalar @same, 1, '... but no second audit line has that id');
 
     $res = post('/authz/role/visits', $visit, token => token(claims => { sub => 'r', role => 'porter' }));
-    my $denied = $res->{rid};
+    my $denied = server_id($res->{rid});
     like(log_line('error_log', "[req $denied]"), qr/./, 'a denied request logs with its id');
     my @lines = grep { /\[req \Q$denied\E\]/ } split /\n/, slurp("$logs/error_log");
     ok((grep { /AH01630/ } @lines), "mod_authz_core's own denial line carries the id");
@@ -253,8 +286,7 @@ denied('RequireAny: local ip, but the handler still needs a token', '/authz/loca
         is(index($raw, "X-Request-Id: $insane"), -1, "X-Request-Id with $what: never echoed");
         is(audit_of($echo // '')->{outcome}, 'created', "X-Request-Id with $what: audited under the new id");
     }
-    my $audit = slurp("$logs/clinic_audit.log");
-    is(index($audit, 'r' x 129), -1, 'the insane ids are not in the audit log');
+    is(index(slurp("$logs/clinic_audit.log"), 'r' x 129), -1, 'the insane ids are not in the audit log');
 
     # No X-Request-Id: mod_unique_id's UNIQUE_ID, or (where it is unset) one the module makes.
     $res = post("/visits?probe=uniq$run", $visit, token => $t, rid => undef);
@@ -419,9 +451,12 @@ denied('RequireAny: local ip, but the handler still needs a token', '/authz/loca
 
 # ======================= the shipped formats, and what never is logged =======================
 {
-    my @shipped = map { s/^\s+//r } grep { /^\s*(LogFormat .* clinic_audit|ErrorLogFormat )/ } split /\n/, slurp('conf/clinic.conf');
+    # The ErrorLogFormat is shipped commented out (it is server-wide); the suite enables it.
+    my @shipped = map { s/^\s+//r } grep { /^\s*(LogFormat .* clinic_audit|ErrorLogFormat )/ }
+                  map { s/^(\s*)#(ErrorLogFormat )/$1$2/r } split /\n/, slurp('conf/clinic.conf');
     my @tested = map { s/^\s+//r } grep { /^\s*(LogFormat .* clinic_audit|ErrorLogFormat )/ } split /\n/, slurp('t/conf/extra.conf.in');
     is(scalar @shipped, 2, 'conf/clinic.conf ships the clinic_audit LogFormat and an ErrorLogFormat');
+    unlike(slurp('conf/clinic.conf'), qr/^\s*ErrorLogFormat/m, '... the ErrorLogFormat commented out');
     is_deeply(\@tested, \@shipped, 'the suite runs with the formats conf/clinic.conf ships');
     my $audit = slurp("$logs/clinic_audit.log");
     unlike($audit, qr/Sokha|Audited|Audit Broken|patient_name/, 'no patient name in the audit log');

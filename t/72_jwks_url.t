@@ -107,6 +107,9 @@ CustomLog "$pd/access_log" fetch
 CONF
 
 # ---- the clinic: one child process ----
+# The tokens here carry no aud (any audience, said explicitly); a JWKS URL's Locations take
+# any issuer, a discovery Location the discovered one.
+my @any = ('ClinicJWTIssuer *');
 sub clinic_loc {
     my ($path, $src, @more) = @_;
     my $lines = join '', map { "    $_\n" } @more;
@@ -137,17 +140,18 @@ DBDParams "$ENV{CLINIC_DBD_PARAMS}"
 DBDMin 0
 ClinicTLSCAFile "$dir/ca.pem"
 ClinicJWKSCacheDir "$cd/kept"
+ClinicJWTAudience *
 <Location "/clinic-metrics">
     SetHandler clinic-metrics
 </Location>
 CONF
-    clinic_loc('u', "ClinicJWKSURL $base/u/jwks.json", 'ClinicJWKSRefresh 1'),
+    clinic_loc('u', "ClinicJWKSURL $base/u/jwks.json", 'ClinicJWKSRefresh 1', @any),
     clinic_loc('o', "ClinicOIDCIssuer $issuer", 'ClinicJWKSRefresh 1'),
-    clinic_loc('k', "ClinicJWKSURL $base/k/jwks.json"),
+    clinic_loc('k', "ClinicJWKSURL $base/k/jwks.json", @any),
     clinic_loc('ca', "ClinicJWKSURL $base/ca/jwks.json", 'ClinicJWKSRefresh 1',
-               "ClinicTLSCAFile \"$dir/other-ca.pem\""),
-    clinic_loc('host', "ClinicJWKSURL https://127.0.0.1:$pport/u/jwks.json", 'ClinicJWKSRefresh 1'),
-    clinic_loc('never', "ClinicJWKSURL $base/never/jwks.json", 'ClinicJWKSRefresh 1')));
+               "ClinicTLSCAFile \"$dir/other-ca.pem\"", @any),
+    clinic_loc('host', "ClinicJWKSURL https://127.0.0.1:$pport/u/jwks.json", 'ClinicJWKSRefresh 1', @any),
+    clinic_loc('never', "ClinicJWKSURL $base/never/jwks.json", 'ClinicJWKSRefresh 1', @any)));
 
 sub start { my ($h) = @_; eval { $h->start; 1 } or BAIL_OUT("$@") }
 start($P);

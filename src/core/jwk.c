@@ -19,7 +19,7 @@
 #include "b64url.h"
 #include "jwk.h"
 
-#define RSA_MAX_N_BYTES 2048 /* 16384 bits, OpenSSL's own modulus limit */
+#define RSA_MAX_N_BYTES 2048 /* 16384 bits, OpenSSL's own modulus limit (the cap is lower) */
 #define RSA_MAX_E_BYTES 8    /* OpenSSL refuses public exponents over 64 bits */
 
 static const struct {
@@ -115,11 +115,15 @@ static EVP_PKEY *rsa_from_jwk(const json_t *j, size_t idx, char *err, size_t err
     BIGNUM *bn_e = e ? BN_bin2bn(e, (int)elen, NULL) : NULL;
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
     EVP_PKEY *pkey = NULL;
+    int big = bn_n && BN_num_bits(bn_n) > CLINIC_RSA_MAX_BITS;
 
-    if (bn_n && bn_e && bld && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n)
-        && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e))
+    if (big)
+        clinic_errf(err, errlen, "key %zu: RSA modulus of %d bits, more than the %d allowed",
+                    idx, BN_num_bits(bn_n), CLINIC_RSA_MAX_BITS);
+    else if (bn_n && bn_e && bld && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n)
+             && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e))
         pkey = from_params("RSA", bld);
-    if (!pkey && e)
+    if (!pkey && e && !big)
         clinic_errf(err, errlen, "key %zu: unusable RSA key", idx);
     OSSL_PARAM_BLD_free(bld);
     BN_free(bn_n);
@@ -328,9 +332,33 @@ EVP_PKEY *clinic_pem_public_key(const unsigned char *key, size_t len)
     return pkey;
 }
 
+/* What an HS secret must not be: key material meant to be public, with which whoever holds it
+   could mint tokens. NULL, or the kind of material found. */
+static const char *public_material(const unsigned char *key, size_t len)
+{
+    size_t i = 0;
+    json_t *doc;
+    const char *what = NULL;
+
+    if (memmem(key, len, "-----BEGIN", 10))
+        return "a PEM block";
+    while (i < len && key[i] && strchr(" \t\r\n", key[i]))
+        i++;
+    if (i == len || key[i] != '{')
+        return NULL;
+    doc = json_loadb((const char *)key + i, len - i, 0, NULL);
+    if (json_object_get(doc, "keys"))
+        what = "a JWKS document";
+    else if (json_object_get(doc, "kty"))
+        what = "a JWK";
+    json_decref(doc);
+    return what;
+}
+
 int clinic_key_fits_alg(const unsigned char *key, size_t len, const char *alg,
                         char *err, size_t errlen)
 {
+    const char *what = NULL;
     int i = alg_index(alg), fits = 0;
     char group[32];
     EVP_PKEY *pkey;
@@ -342,7 +370,10 @@ int clinic_key_fits_alg(const unsigned char *key, size_t len, const char *alg,
     if (i / 3 == 0) {
         if (!key || !len)
             clinic_errf(err, errlen, "%s needs a non-empty secret", alg);
-        return key && len;
+        else if ((what = public_material(key, len)))
+            clinic_errf(err, errlen, "%s needs a shared secret, not %s (a public key as a "
+                        "secret lets whoever has it mint tokens)", alg, what);
+        return key && len && !what;
     }
     if (!key || !(pkey = clinic_pem_public_key(key, len))) {
         clinic_errf(err, errlen, "%s needs a PEM public key", alg);
@@ -355,6 +386,9 @@ int clinic_key_fits_alg(const unsigned char *key, size_t len, const char *alg,
         else if (EVP_PKEY_get_bits(pkey) < 2048)
             clinic_errf(err, errlen, "%s needs an RSA key of >= 2048 bits, not %d", alg,
                     EVP_PKEY_get_bits(pkey));
+        else if (EVP_PKEY_get_bits(pkey) > CLINIC_RSA_MAX_BITS)
+            clinic_errf(err, errlen, "%s: an RSA key of %d bits, more than the %d allowed", alg,
+                    EVP_PKEY_get_bits(pkey), CLINIC_RSA_MAX_BITS);
         else
             fits = 1;
     } else {

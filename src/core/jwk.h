@@ -20,7 +20,8 @@ typedef struct {
 } clinic_jwk_t;
 
 /* Parse a JWKS document {"keys":[...]}. Keys with "use" other than "sig" are skipped; keys of
-   unsupported kty/crv are skipped (not an error). A JWK with kty RSA needs n,e; EC needs crv
+   unsupported kty/crv are skipped (not an error). A JWK with kty RSA needs n,e (n of at most
+   CLINIC_RSA_MAX_BITS bits, else the document is refused, saying so); EC needs crv
    (P-256/P-384/P-521), x, y (checked lengths, point checked on curve); oct needs k. Private
    members (d, p, ...) are ignored; never exported. On success returns 0 and a malloc'd array
    (*keys, *n). On malformed JSON / no usable key / a malformed supported key returns -1 and
@@ -29,9 +30,14 @@ int clinic_jwks_parse(const char *json, size_t len, clinic_jwk_t **keys, size_t 
                       char *err, size_t errlen);
 void clinic_jwks_free(clinic_jwk_t *keys, size_t n);
 
+/* The largest RSA modulus taken, from a file or a provider: a check against a 16,384-bit key
+   costs about sixty 2,048-bit ones (a forged token naming it needs no valid signature). */
+#define CLINIC_RSA_MAX_BITS 8192
+
 /* Does this key material fit a JWT algorithm name ("HS256".."ES512")? For RS*: a PEM public key
-   (SubjectPublicKeyInfo or "RSA PUBLIC KEY") that is RSA (>= 2048 bits); ES256/384/512: a PEM
-   EC public key on P-256/P-384/P-521 respectively; HS*: any non-empty byte string.
+   (SubjectPublicKeyInfo or "RSA PUBLIC KEY") that is RSA (2048 to CLINIC_RSA_MAX_BITS bits); ES256/384/512: a PEM
+   EC public key on P-256/P-384/P-521 respectively; HS*: a non-empty byte string that is not a
+   PEM block, a JWK or a JWKS (public key material: whoever has it could mint tokens).
    Returns 1 fits, 0 not, and writes why into err (if non-NULL) when 0. */
 int clinic_key_fits_alg(const unsigned char *key, size_t len, const char *alg,
                         char *err, size_t errlen);

@@ -223,6 +223,14 @@ static void check_status(json_t *s, clinic_visit_in_t *v)
     v->status_len = n;
 }
 
+/* An instant that can be stored (UTC) and answered (in offset): years 0001-9999 both. */
+static int storable(clinic_time_t when, int offset)
+{
+    char buf[CLINIC_ISO_MAX];
+
+    return clinic_format_iso(when, 0, buf) > 0 && clinic_format_iso(when, offset, buf) > 0;
+}
+
 static void check_date(json_t *body, int offset, clinic_visit_in_t *v)
 {
     json_t *vd = json_object_get(body, "visit_date");
@@ -244,7 +252,8 @@ static void check_date(json_t *body, int offset, clinic_visit_in_t *v)
     }
     if (!json_is_string(val) ||
         clinic_parse_visit_date(json_string_value(val), json_string_length(val),
-                                offset, &v->when) != 0) {
+                                offset, &v->when) != 0 ||
+        !storable(v->when, offset)) {
         v->err_date = CLINIC_MSG_DATE_FORMAT;
         return;
     }

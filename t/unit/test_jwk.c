@@ -68,8 +68,8 @@ static char *spki_pem(EVP_PKEY *pkey)
    xor'ed with flip. Returns a static buffer. */
 static const char *b64_param(EVP_PKEY *pkey, const char *param, int pad, unsigned char flip)
 {
-    static char txt[1024];
-    unsigned char bin[700];
+    static char txt[1500];
+    unsigned char bin[1100];
     BIGNUM *bn = NULL;
     int len;
 
@@ -85,7 +85,7 @@ static const char *b64_param(EVP_PKEY *pkey, const char *param, int pad, unsigne
 /* JWK object text for a generated public key, with extra members appended. */
 static char *jwk_of(EVP_PKEY *pkey, const char *extra, unsigned char flip_y)
 {
-    char n[1024], x[128], *out;
+    char n[1500], x[128], *out;
     int flen = (EVP_PKEY_get_bits(pkey) + 7) / 8;
 
     if (EVP_PKEY_is_a(pkey, "RSA")) {
@@ -330,7 +330,7 @@ static void test_key_fits_alg(void **state)
     assert_false(fits(e256, "ES384") || fits(e256, "ES512") || fits(e256, "RS256"));
     assert_true(fits(e384, "ES384"));
     assert_false(fits(e384, "ES256"));
-    assert_true(fits("x", "HS256") && fits(r, "HS384") && fits("\x01\x02", "HS512"));
+    assert_true(fits("x", "HS256") && fits("\x01\x02", "HS512"));
     assert_false(fits("", "HS256"));
     assert_false(fits("not a pem", "RS256") || fits("", "ES256"));
     assert_false(fits(r, "none") || fits(r, "PS256") || fits(r, "rs256"));
@@ -346,6 +346,88 @@ static void test_key_fits_alg(void **state)
     free(r);
 }
 
+/* A real public key kept in t/keys/ (an 8,256-bit key takes a minute to generate). */
+static EVP_PKEY *key_file(const char *name, char **pem)
+{
+    char path[256];
+    FILE *f;
+    EVP_PKEY *pkey;
+
+    snprintf(path, sizeof path, "t/keys/%s", name);
+    assert_non_null(f = fopen(path, "r"));
+    assert_non_null(pkey = PEM_read_PUBKEY(f, NULL, NULL, NULL));
+    fclose(f);
+    *pem = spki_pem(pkey);
+    return pkey;
+}
+
+/* RSA moduli up to 8,192 bits, from a PEM file or a JWKS; larger ones refused, saying so. */
+/* Public key material is never an HS secret: PEM (any block), a JWK, a JWKS. */
+static void test_hs_secret_not_public(void **state)
+{
+    char *r = spki_pem(rsa), *jwk = jwk_of(rsa, "", 0), *jwks, *spaced, err[160];
+    static const char *const fine[] = {
+        "{\"not\": \"a key\"}", "{ unparsable but a secret of its own", "-----BEGI", "-- x --",
+    };
+    size_t i;
+
+    (void)state;
+    assert_true(asprintf(&jwks, "{\"keys\":[%s]}", jwk) > 0);
+    assert_true(asprintf(&spaced, " \n\t%s\n", jwk) > 0);
+    assert_false(clinic_key_fits_alg((const unsigned char *)r, strlen(r), "HS256", err, sizeof err));
+    assert_non_null(strstr(err, "HS256 needs a shared secret, not a PEM block"));
+    assert_false(fits("secret secret secret\n-----BEGIN CERTIFICATE-----\n", "HS256"));
+    assert_false(clinic_key_fits_alg((const unsigned char *)jwk, strlen(jwk), "HS384", err,
+                                     sizeof err));
+    assert_non_null(strstr(err, "not a JWK"));
+    assert_false(fits(spaced, "HS512"));
+    assert_false(clinic_key_fits_alg((const unsigned char *)jwks, strlen(jwks), "HS256", err,
+                                     sizeof err));
+    assert_non_null(strstr(err, "not a JWKS document"));
+    assert_false(fits("{\"kty\":\"oct\",\"k\":\"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0\"}",
+                      "HS256"));
+    for (i = 0; i < sizeof fine / sizeof fine[0]; i++)
+        assert_true(fits(fine[i], "HS256"));
+    free(spaced);
+    free(jwks);
+    free(jwk);
+    free(r);
+}
+
+static void test_rsa_cap(void **state)
+{
+    char *pem8192, *pem8256, *jwk, *json, err[128];
+    EVP_PKEY *k8192 = key_file("rsa8192-public.pem", &pem8192);
+    EVP_PKEY *k8256 = key_file("rsa8256-public.pem", &pem8256);
+    clinic_jwk_t *keys;
+    size_t n;
+
+    (void)state;
+    assert_int_equal(EVP_PKEY_get_bits(k8256), 8256);
+    assert_true(fits(pem8192, "RS256"));
+    assert_false(clinic_key_fits_alg((const unsigned char *)pem8256, strlen(pem8256), "RS256",
+                                     err, sizeof err));
+    assert_non_null(strstr(err, "8256 bits, more than the 8192 allowed"));
+
+    jwk = jwk_of(k8192, "", 0);
+    assert_true(asprintf(&json, "{\"keys\":[%s]}", jwk) > 0);
+    assert_int_equal(parse(json, &keys, &n, err), 0);
+    assert_true(clinic_jwk_fits_alg(&keys[0], "RS512"));
+    clinic_jwks_free(keys, n);
+    free(json);
+    free(jwk);
+    jwk = jwk_of(k8256, "", 0);
+    assert_true(asprintf(&json, "{\"keys\":[%s]}", jwk) > 0);
+    assert_int_equal(parse(json, &keys, &n, err), -1);
+    assert_string_equal(err, "key 0: RSA modulus of 8256 bits, more than the 8192 allowed");
+    free(json);
+    free(jwk);
+    free(pem8256);
+    free(pem8192);
+    EVP_PKEY_free(k8256);
+    EVP_PKEY_free(k8192);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -356,6 +438,8 @@ int main(void)
         cmocka_unit_test(test_jwks_rejects),
         cmocka_unit_test(test_jwks_malformed_json),
         cmocka_unit_test(test_key_fits_alg),
+        cmocka_unit_test(test_rsa_cap),
+        cmocka_unit_test(test_hs_secret_not_public),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -423,6 +423,19 @@ static void test_visit_date(void **state)
                  "{\"visit_date\":[\"" DATE_MSG "\"]}");
     expect_visit("{\"patient\":1,\"status\":\"s\",\"visit_date\":null}", 1,
                  "{\"visit_date\":[\"This field may not be null.\"]}");
+    /* Years 0001-9999 in UTC (stored) and in the answer's offset (+07:00 here). */
+    expect_when("{\"patient\":1,\"status\":\"s\",\"visit_date\":\"0001-01-01T07:00\"}",
+                "visit_date", -62135596800LL * 1000000);
+    expect_when("{\"patient\":1,\"status\":\"s\",\"visit_date\":\"9999-12-31T16:59:59Z\"}",
+                "visit_date", 253402300799LL * 1000000 - 7 * 3600LL * 1000000);
+    expect_visit("{\"patient\":1,\"status\":\"s\",\"visit_date\":\"0001-01-01T03:00+07:00\"}", 1,
+                 "{\"visit_date\":[\"" DATE_MSG "\"]}");
+    expect_visit("{\"patient\":1,\"status\":\"s\",\"visit_date\":\"1 January 0001 06:59\"}", 1,
+                 "{\"visit_date\":[\"" DATE_MSG "\"]}");
+    expect_visit("{\"patient\":1,\"status\":\"s\",\"visit_date\":\"9999-12-31T20:00:00Z\"}", 1,
+                 "{\"visit_date\":[\"" DATE_MSG "\"]}");
+    expect_visit("{\"patient\":1,\"status\":\"s\",\"date\":\"9999-12-31T23:30-01:00\"}", 1,
+                 "{\"date\":[\"" DATE_MSG "\"]}");
     expect_visit("{\"patient\":1,\"status\":\"s\",\"date\":\"bad\"}", 1,
                  "{\"date\":[\"" DATE_MSG "\"]}");
     expect_visit("{\"patient\":1,\"status\":\"s\",\"date\":null}", 1,

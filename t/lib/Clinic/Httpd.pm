@@ -79,6 +79,21 @@ sub children {
     return sort { $a <=> $b } @kids;
 }
 
+# The MPM lines of one child process with one thread (one pooled database session).
+sub one_worker {
+    return join '', map { "$_ 1\n" } qw(StartServers ServerLimit ThreadsPerChild ThreadLimit
+                                        MaxRequestWorkers MinSpareThreads MaxSpareThreads);
+}
+
+# A "kB" field of the (first) child's /proc/PID/status: VmRSS, VmHWM.
+sub child_kb {
+    my ($self, $field) = @_;
+    my ($kid) = $self->children or return undef;
+    open(my $fh, '<', "/proc/$kid/status") or return undef;
+    my $text = do { local $/; <$fh> };
+    return $text =~ /^\Q$field\E:\s+(\d+) kB/m ? $1 : undef;
+}
+
 # Wait until GET $path answers (any status but a refused connection).
 sub wait_up {
     my ($self, $path) = @_;
