@@ -376,3 +376,19 @@ int clinic_claim_equals(json_t *claims, const char *name, const char *value)
     }
     return 0;
 }
+
+int clinic_jws_split(const char *tok, size_t len, const char **dot1, const char **dot2,
+                     const char **why)
+{
+    return split_token(tok, len, dot1, dot2, why);
+}
+
+json_t *clinic_jws_header(const char *tok, size_t n)
+{
+    return parse_header(tok, n);
+}
+
+int clinic_jws_header_is_plain(json_t *hdr)
+{
+    return header_extensions_ok(hdr);
+}
