@@ -61,6 +61,12 @@ typedef struct {
     const char *tls_ca_file;           /* ClinicTLSCAFile, NULL: the system's store */
     const char *jwks_cache_dir;        /* ClinicJWKSCacheDir, NULL: runtime dir */
     const char *user_claim;            /* ClinicUserClaim, NULL unset */
+    /* sender-constrained tokens (dpop.c) */
+    long dpop;                         /* ClinicDPoP: CLINIC_UNSET, CLINIC_DPOP_OFF/ACCEPT/REQUIRE */
+    apr_array_header_t *dpop_algs;     /* ClinicDPoPAlgorithms: const char *, NULL unset */
+    long dpop_window;                  /* ClinicDPoPWindow, CLINIC_UNSET */
+    const char *dpop_url;              /* ClinicDPoPURL, NULL: the request's own URL */
+    long cert_bound;                   /* ClinicCertBoundTokens: CLINIC_UNSET, 0 off, 1 require */
 } clinic_dir_conf;
 
 /* Effective values with the defaults applied. */
@@ -75,6 +81,14 @@ typedef struct {
 #define CLINIC_JWKS_REFRESH(c) \
     ((c)->jwks_refresh == CLINIC_UNSET ? CLINIC_DEFAULT_JWKS_REFRESH : (c)->jwks_refresh)
 #define CLINIC_USER_CLAIM(c) ((c)->user_claim ? (c)->user_claim : CLINIC_DEFAULT_USER_CLAIM)
+#define CLINIC_DPOP_OFF     0
+#define CLINIC_DPOP_ACCEPT  1
+#define CLINIC_DPOP_REQUIRE 2
+#define CLINIC_DEFAULT_DPOP_WINDOW 60
+#define CLINIC_DPOP(c) ((c)->dpop == CLINIC_UNSET ? CLINIC_DPOP_OFF : (c)->dpop)
+#define CLINIC_DPOP_WINDOW(c) \
+    ((c)->dpop_window == CLINIC_UNSET ? CLINIC_DEFAULT_DPOP_WINDOW : (c)->dpop_window)
+#define CLINIC_CERT_BOUND(c) ((c)->cert_bound == 1)
 
 extern const command_rec clinic_cmds[];
 
