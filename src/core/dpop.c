@@ -109,13 +109,10 @@ static int put(text_t *t, char ch)
 
 static int hexval(char ch)
 {
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
+    static const char digits[] = "0123456789abcdef";
+    const char *d = ch ? strchr(digits, ch | 0x20) : NULL;   /* A-F as a-f */
+
+    return d ? (int)(d - digits) : -1;
 }
 
 static int unreserved(int ch)
@@ -261,14 +258,8 @@ static json_t *signed_claims(const clinic_keyset_t *ks, const char *tok, const c
         *why = "DPoP proof: signature invalid";
         return NULL;
     }
-    got = clinic_b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), buf);
-    claims = got > 0 ? json_loadb((const char *)buf, (size_t)got, JSON_REJECT_DUPLICATES, NULL)
-                     : NULL;
-    if (!json_is_object(claims)) {
-        json_decref(claims);
+    if (!(claims = clinic_jws_payload(dot1, dot2)))
         *why = "DPoP proof: claims are not one JSON object";
-        return NULL;
-    }
     return claims;
 }
 

@@ -59,6 +59,9 @@ int clinic_claim_equals(json_t *claims, const char *name, const char *value);
 int clinic_jws_split(const char *tok, size_t len, const char **dot1, const char **dot2,
                      const char **why);
 json_t *clinic_jws_header(const char *tok, size_t n);
+/* The payload between dot1 and dot2 as one JSON object (duplicate names
+ * rejected), or NULL. Call it only once the signature was checked. */
+json_t *clinic_jws_payload(const char *dot1, const char *dot2);
 int clinic_jws_header_is_plain(json_t *hdr);
 
 #endif
