@@ -11,37 +11,28 @@ use warnings FATAL => 'all';
 
 use Test::More;
 use JSON::PP ();
-use Encode ();
-use HTML::Entities qw(decode_entities);
 use URI::Escape qw(uri_escape);
 use Apache::Test ();
 use lib 't/lib';
 use Clinic::Test;
 use Clinic::Browser;
 
-my $why = chromium_problem();
-plan skip_all => "chromium cannot start here: $why" if defined $why;
+if (defined(my $why = chromium_problem())) { plan skip_all => "chromium cannot start here: $why" }
 
 my $json = JSON::PP->new->utf8->canonical;
-my $dbh  = dbh();
-my $run  = new_hex24();
-my $api  = 'http://127.0.0.1:' . Apache::Test::vars('port');
-my $page = Apache::Test::vars('clinic_page_port');
-my $uid  = "doctor_dpop_browser_$run";
+my $tag  = new_hex24();
+my $uid  = "doctor_dpop_browser_$tag";
 my $appt = new_hex24();
-$dbh->do('INSERT INTO appointments (id, doctor_id) VALUES (?, ?)', undef, $appt, $uid);
+dbh()->do('INSERT INTO appointments (id, doctor_id) VALUES (?, ?)', undef, $appt, $uid);
 
 my ($visits0, $jtis0) = (count_rows('visits'), count_rows('dpop_jtis'));
-my $url = "http://127.0.0.1:$page/dpop.html#"
-        . uri_escape($json->encode({ api => $api, patient => 1750, sub => "nurse-$run", uid => $uid,
-                                     appointment => $appt }));
-my ($dom, $stderr) = chromium_dom($url, tz => 'UTC');
-my %out;
-while ($dom =~ m{<pre id="case-([\w-]+)">(.*?)</pre>}gs) {
-    $out{$1} = eval { $json->decode(Encode::encode_utf8(decode_entities($2))) } // { undecodable => $2 };
-}
-ok($dom =~ /<div id="done">done<\/div>/, 'the page ran to its end')
-    or diag("chromium: $stderr\n" . substr($dom, 0, 2000));
+my $cfg = { api => 'http://127.0.0.1:' . Apache::Test::vars('port'), patient => 1750, sub => "nurse-$tag",
+            uid => $uid, appointment => $appt };
+my ($dom, $stderr) = chromium_dom('http://127.0.0.1:' . Apache::Test::vars('clinic_page_port') . '/dpop.html#'
+                                  . uri_escape($json->encode($cfg)), tz => 'UTC');
+my ($out, $done) = page_outcomes($dom);
+my %out = %$out;
+ok($done, 'the page ran to its end') or diag("chromium: $stderr\n" . substr($dom, 0, 2000));
 ok(!$out{error}, 'no step failed') or diag($json->encode($out{error}));
 
 is($json->encode($out{key} // {}), '{"extractable":false,"type":"private"}',
@@ -59,7 +50,7 @@ is($r->{challenge}, 'DPoP error="invalid_dpop_proof", algs="RS256 RS384 RS512 ES
 my $l = $out{link} || {};
 is($l->{status}, 200, 'POST /dpop/patients/add_and_link with a proof: 200') or diag($json->encode($l));
 my $pid = $l->{body}{data}{_id} // '';
-my ($linked) = $dbh->selectrow_array('SELECT patient_id FROM appointments WHERE id = ?', undef, $appt);
+my ($linked) = dbh()->selectrow_array('SELECT patient_id FROM appointments WHERE id = ?', undef, $appt);
 is($linked, $pid, 'the appointment is linked to the new patient');
 is(count_rows('visits'), $visits0 + 1, 'one visit written');
 is(count_rows('dpop_jtis'), $jtis0 + 2, 'two proofs recorded (the replay was not)');

@@ -2,18 +2,11 @@
 // WebCrypto; a proof per request (typ dpop+jwt, ES256, the public jwk; jti,
 // htm, htu, iat, ath) signed with it; axios posts both routes with
 // Authorization: DPoP and the DPoP header. Outcomes go into
-// <pre id="case-NAME"> as JSON; <div id="done"> marks the end.
+// <pre id="case-NAME"> as JSON; <div id="done"> marks the end (record.js).
 (function () {
   'use strict';
   var cfg = JSON.parse(decodeURIComponent(location.hash.slice(1)));
   var enc = new TextEncoder();
-
-  function record(name, outcome) {
-    var pre = document.createElement('pre');
-    pre.id = 'case-' + name;
-    pre.textContent = JSON.stringify(outcome);
-    document.body.appendChild(pre);
-  }
 
   function b64url(bytes) {
     var s = '';
@@ -86,10 +79,5 @@
       return send('link', linkUrl + '?uid=' + encodeURIComponent(cfg.uid), patient, linkToken, p);
     })
     .catch(function (e) { record('error', { message: String(e && e.message) }); })
-    .then(function () {
-      var done = document.createElement('div');
-      done.id = 'done';
-      done.textContent = 'done';
-      document.body.appendChild(done);
-    });
+    .then(finish);
 })();
