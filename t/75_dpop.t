@@ -100,8 +100,17 @@ refused('a private key in jwk', $V, 'DPoP', $ec_tok, [proof(%p, %EC, jwk => $pri
 refused('alg none', $V, 'DPoP', $ec_tok, [proof(%p, %EC, alg => 'none', token => $ec_tok)]);
 refused('alg HS256', $V, 'DPoP', $ec_tok, [proof(%p, %EC, alg => 'HS256', token => $ec_tok)]);
 refused('typ JWT', $V, 'DPoP', $ec_tok, [proof(%p, %EC, typ => 'JWT', token => $ec_tok)]);
+my $log = Apache::Test::vars('t_logs') . '/error_log';
+my $log_at = -s $log;
 refused('two DPoP headers', $V, 'DPoP', $ec_tok,
         [proof(%p, %EC, token => $ec_tok), proof(%p, %EC, token => $ec_tok)]);
+{
+    open(my $fh, '<', $log) or die "$log: $!";
+    seek($fh, $log_at, 0);
+    local $/;
+    like(<$fh>, qr/token rejected: DPoP proof: not exactly one DPoP header/,
+         'two DPoP headers: refused as such (the log says why)');
+}
 refused('no DPoP header', $V, 'DPoP', $ec_tok, []);
 
 # --- the token's binding ---
