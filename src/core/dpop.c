@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <pthread.h>
+
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
@@ -217,19 +219,59 @@ static int check_header(const clinic_dpop_policy_t *p, json_t *hdr, const char *
     return 0;
 }
 
+/* Proof keys already made into key sets, per process: a client signs every
+ * proof with the same key, and making the set (the JWK's point or modulus
+ * checked, an OpenSSL key built) costs several times the signature check.
+ * A slot is taken only for the same thumbprint (SHA-256 of the key's
+ * required members: the same public key) and algorithm; direct-mapped, a
+ * collision evicts. */
+#define KEY_SLOTS 256
+
+static struct {
+    char jkt[CLINIC_SHA256_B64];
+    int alg;
+    clinic_keyset_t *ks;
+} key_cache[KEY_SLOTS];
+static pthread_mutex_t key_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Look up (ks NULL) or store (ks given) jkt's set for alg; a new reference or NULL. */
+static clinic_keyset_t *key_slot(const char *jkt, int alg, clinic_keyset_t *ks)
+{
+    unsigned h = 2166136261u;
+    clinic_keyset_t *got = NULL, *old = NULL;
+    const char *c;
+
+    for (c = jkt; *c; c++)
+        h = (h ^ (unsigned char)*c) * 16777619u;
+    h %= KEY_SLOTS;
+    pthread_mutex_lock(&key_lock);
+    if (ks) {
+        old = key_cache[h].ks;
+        memcpy(key_cache[h].jkt, jkt, sizeof key_cache[h].jkt);
+        key_cache[h].alg = alg;
+        key_cache[h].ks = clinic_keyset_ref(ks);
+    } else if (key_cache[h].ks && key_cache[h].alg == alg && !strcmp(key_cache[h].jkt, jkt)) {
+        got = clinic_keyset_ref(key_cache[h].ks);
+    }
+    pthread_mutex_unlock(&key_lock);
+    clinic_keyset_unref(old);
+    return got;
+}
+
 /* The header's jwk as a one-key set for alg, and its thumbprint. */
 static clinic_keyset_t *proof_key(json_t *hdr, char jkt[CLINIC_SHA256_B64], const char **why)
 {
     json_t *jwk = json_object_get(hdr, "jwk");
-    json_t *doc = json_pack("{s:[O]}", "keys", jwk);
-    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    const char *alg = json_string_value(json_object_get(hdr, "alg"));
+    json_t *doc = NULL;
+    char *text = NULL, err[128];
     clinic_keyset_t *ks = NULL;
-    char err[128];
 
-    if (text && clinic_jwk_thumbprint(jwk, jkt) == 0)
-        ks = clinic_keyset_from_doc(text, strlen(text),
-                                    json_string_value(json_object_get(hdr, "alg")), err,
-                                    sizeof err);
+    if (clinic_jwk_thumbprint(jwk, jkt) == 0 &&
+        !(ks = key_slot(jkt, clinic_alg_index(alg), NULL)) &&
+        (doc = json_pack("{s:[O]}", "keys", jwk)) && (text = json_dumps(doc, JSON_COMPACT)) &&
+        (ks = clinic_keyset_from_doc(text, strlen(text), alg, err, sizeof err)) && ks->n == 1)
+        key_slot(jkt, clinic_alg_index(alg), ks);
     free(text);
     json_decref(doc);
     if (ks && ks->n != 1) {
