@@ -25,6 +25,7 @@ use HTTP::Tiny ();
 use JSON::PP ();
 use Time::HiRes qw(time sleep);
 use Clinic::Token ();
+use Clinic::DPoP ();
 
 my %o;
 GetOptions(\%o, qw(work=s sock=s pgdata=s pgbin=s httpd=s moddir=s mkjwt=s rev=s out=s)) or exit 2;
@@ -36,7 +37,7 @@ my %S = (
     dur => $ENV{BENCH_DURATION} || 10, conns => $ENV{BENCH_CONNECTIONS} || 16,
     threads => $ENV{BENCH_THREADS} || 2, mem_warmup => $ENV{BENCH_MEM_WARMUP} || 20000,
     mem_requests => $ENV{BENCH_MEM_REQUESTS} || 200000, cg_n => $ENV{BENCH_CG_N} || 200, cg_warm => 20,
-    token_pool => $ENV{BENCH_TOKEN_POOL} || 5000, skip => ' ' . ($ENV{BENCH_SKIP} // '') . ' ',
+    token_pool => $ENV{BENCH_TOKEN_POOL} || 5000, dpop_pool => $ENV{BENCH_DPOP_POOL} || 60000, skip => ' ' . ($ENV{BENCH_SKIP} // '') . ' ',
 );
 die "bench: at most 16 wrk threads (fixtures)\n" if $S{threads} > 16;
 # Free appointments per wrk thread and case, and per pgbench client: about
@@ -201,6 +202,7 @@ sub make_tokens {
     system('cp', "$bench/tokens", "$work/tokens") == 0 or die "bench: cp bench/tokens\n";
     system("'$work/tokens' mint '$key{RS256}' $S{token_pool} > '$work/keys/rs256-pool'") == 0 or die "tokens mint\n";
     $token{'rs256-new'} = "\@$work/keys/rs256-pool";
+    dpop_pools($claims, $key{RS256}) if grep { $_->{token} && $_->{token} eq 'rs256-dpop' } @cases;
     # A key set with the same public key, for variants (bench/conf/jwks-file.conf).
     system("'$o{mkjwt}' jwks --kid bench-1 --alg RS256 '$work/keys/rsa-public.pem' > '$work/keys/jwks.json'") == 0
         or die "mkjwt jwks\n";
@@ -212,6 +214,27 @@ sub make_tokens {
     system('cp', "$work/keys/jwks.json",
            "$work/kept/jwks-" . substr(Digest::SHA::sha256_hex($url), 0, 32) . '.json') == 0
         or die "bench: cannot seed the kept key document\n";
+}
+
+# DPoP cases (bench/conf/dpop.conf): one RS256 token bound to a P-256 key
+# (cnf.jkt), and BENCH_DPOP_POOL distinct ES256 proofs of it per route, a
+# "TOKEN PROOF" line each (bench/count.lua's %FILE): every request a new jti.
+# The proofs' iat is now; dpop.conf's ClinicDPoPWindow covers the run.
+sub dpop_pools {
+    my ($claims, $rsa) = @_;
+    system("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out '$work/keys/dpop.pem' 2>/dev/null"
+           . " && openssl pkey -in '$work/keys/dpop.pem' -pubout -out '$work/keys/dpop-public.pem'") == 0
+        or die "bench: openssl (DPoP key)\n";
+    my $jkt = Clinic::DPoP::jkt_of($o{mkjwt}, "$work/keys/dpop-public.pem");
+    my $tok = Clinic::Token::mint(mkjwt => $o{mkjwt}, alg => 'RS256', key => $rsa, exp_in => 3600,
+                                  claims => { %$claims, cnf => { jkt => $jkt } });
+    for my $route (['visits', '/visits'], ['link', '/patients/add_and_link']) {
+        my @p = Clinic::DPoP::proof(mkjwt => $o{mkjwt}, key => "$work/keys/dpop.pem",
+                                    pub => "$work/keys/dpop-public.pem", token => $tok, jti => "bench-$route->[0]",
+                                    htu => "https://api.bench.example$route->[1]", count => $S{dpop_pool});
+        spew("$work/keys/dpop-$route->[0]", join('', map { "$tok $_\n" } @p));
+        $token{"rs256-dpop-$route->[0]"} = "%$work/keys/dpop-$route->[0]";
+    }
 }
 
 # ---- fixtures ----------------------------------------------------------------------
@@ -265,7 +288,8 @@ sub check_rows {   # rows written vs 200s: the client's and the server's
 sub case_wrk {   # a module route
     my ($c) = @_;
     my $pre = $c->{token} =~ /^hs/ ? '/hs' : '';
-    my $tok = $token{ $c->{token} } // die "bench: case $c->{name}: unknown token $c->{token}\n";
+    my $tok = $token{ $c->{token} } // $token{"$c->{token}-$c->{route}"}
+        // die "bench: case $c->{name}: unknown token $c->{token}\n";
     my %r;
     if ($c->{route} eq 'visits') {
         my ($rows0, $srv0) = (n_visits(), served("$pre/visits"));

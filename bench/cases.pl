@@ -9,6 +9,9 @@
 #           first request; rs256-kid the same with kid bench-1, for key sets)
 #           or rs256-new (a new token every request: a pool
 #           of BENCH_TOKEN_POOL distinct tokens from bench/tokens.c, in turn)
+#           or rs256-dpop (DPoP: one RS256 token bound to a P-256 key and a
+#           new ES256 proof every request, BENCH_DPOP_POOL of them; with
+#           conf => 'dpop')
 #   conns   wrk connections / pgbench clients (default BENCH_CONNECTIONS, 16)
 #   conf    wrk: a snippet from bench/conf/NAME.conf appended to the end of
 #           Apache's configuration for this case (Apache is restarted with
@@ -39,6 +42,10 @@
     { name => 'visits.rs.c256', kind => 'wrk', route => 'visits', token => 'rs256', conns => 256, conf => 'many-workers' },
     { name => 'link.rs.c64',    kind => 'wrk', route => 'link',   token => 'rs256', conns => 64, conf => 'many-workers' },
     { name => 'link.rs.c256',   kind => 'wrk', route => 'link',   token => 'rs256', conns => 256, conf => 'many-workers' },
+    { name => 'visits.rs.dpop', kind => 'wrk', route => 'visits', token => 'rs256-dpop', conf => 'dpop',
+      note => 'ClinicDPoP require: a new ES256 proof every request (its signature checked, its jti inserted)' },
+    { name => 'link.rs.dpop',   kind => 'wrk', route => 'link',   token => 'rs256-dpop', conf => 'dpop',
+      note => 'ClinicDPoP require: a new ES256 proof every request (its signature checked, its jti inserted)' },
     { name => 'static',         kind => 'static',
       note => 'the httpd floor: the size of a /visits answer, no module, no database' },
     { name => 'visits.rs.jwks-file', kind => 'wrk', route => 'visits', token => 'rs256-kid', conf => 'jwks-file',

@@ -12,16 +12,26 @@ end
 -- The Authorization header: TOKEN, or with @FILE a token a line, used in
 -- turn (thread t of nthreads, the same as wrk -t, takes lines t, t +
 -- nthreads, ...), so that a token comes back only after all the others:
--- every request a token-cache miss. auth_next() before each request.
+-- every request a token-cache miss. With %FILE each line is "TOKEN PROOF":
+-- Authorization: DPoP TOKEN and DPoP: PROOF, each proof sent once (the file
+-- must hold more lines than the run sends). auth_next() before each request.
 function auth_init(arg, nthreads)
    hdrs = {
       ["Authorization"] = "Bearer " .. arg,
       ["Content-Type"] = "application/json",
    }
    pool = nil
-   if arg:sub(1, 1) == "@" then
-      pool = {}
-      for line in io.lines(arg:sub(2)) do table.insert(pool, "Bearer " .. line) end
+   if arg:sub(1, 1) == "@" or arg:sub(1, 1) == "%" then
+      pool, proofs = {}, arg:sub(1, 1) == "%" and {} or nil
+      for line in io.lines(arg:sub(2)) do
+         if proofs then
+            local tok, proof = line:match("^(%S+) (%S+)$")
+            table.insert(pool, "DPoP " .. tok)
+            table.insert(proofs, proof)
+         else
+            table.insert(pool, "Bearer " .. line)
+         end
+      end
       pool_step = nthreads or 1
       next_tok = tindex + 1
    end
@@ -30,6 +40,7 @@ end
 function auth_next()
    if pool then
       hdrs["Authorization"] = pool[next_tok]
+      if proofs then hdrs["DPoP"] = proofs[next_tok] end
       next_tok = next_tok + pool_step
       if next_tok > #pool then next_tok = next_tok - #pool end
    end

@@ -18,6 +18,9 @@
 #   40_graceful.t     `apache2 -k graceful` twice during a 20 s wrk run (16
 #                     connections, bench/farm-graceful.lua) on node A, for each
 #                     route: no 5xx, no socket error, every 200 committed
+#   50_dpop.t         a DPoP proof accepted by node A is refused by node B (the
+#                     jti store is the shared database); ten copies of one proof
+#                     racing through both nodes: exactly one 200, one row
 #
 # Run as root: PostgreSQL and the Apache children run as the unprivileged
 # user `clinictest` (created if missing). Otherwise as the current user.

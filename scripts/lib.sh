@@ -58,3 +58,23 @@ make_ec_key() {
     openssl pkey -in "$1/$2-private.pem" -pubout -out "$1/$2-public.pem"
 }
 make_hs_secret() { openssl rand -hex 32 > "$1"; }
+# make_test_pki DIR: a test CA (ca.pem), a server certificate for localhost signed by it
+# (server.pem, server-key.pem), two client certificates it signs (client1, client2: .pem and
+# -key.pem) and one it does not (stranger): mod_ssl's certificate-bound token tests.
+make_test_pki() {
+    local d=$1 n
+    mkdir -p "$d"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=mod_clinic test CA" -keyout "$d/ca-key.pem" -out "$d/ca.pem" 2>/dev/null
+    for n in server client1 client2 stranger; do
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$n" \
+            -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+            -keyout "$d/$n-key.pem" -out "$d/$n.csr" 2>/dev/null
+    done
+    for n in server client1 client2; do
+        openssl x509 -req -in "$d/$n.csr" -CA "$d/ca.pem" -CAkey "$d/ca-key.pem" -days 2 \
+            -copy_extensions copy -out "$d/$n.pem" 2>/dev/null
+    done
+    openssl x509 -req -in "$d/stranger.csr" -signkey "$d/stranger-key.pem" -days 2 \
+        -out "$d/stranger.pem" 2>/dev/null
+}

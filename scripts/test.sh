@@ -43,6 +43,7 @@ make_rsa_key "$keys" rsa
 make_rsa_key "$keys" rsa2
 make_ec_key "$keys" ec
 make_hs_secret "$keys/hs-secret"
+make_test_pki "$keys/pki"
 "$work/mkjwt" jwks --kid rsa-1 --alg RS256 "$keys/rsa-public.pem" --kid rsa-2 "$keys/rsa2-public.pem" \
     --kid ec-1 --alg ES256 "$keys/ec-public.pem" > "$keys/jwks.json"
 

@@ -68,6 +68,15 @@ CREATE TABLE idempotency_keys (
 );
 CREATE INDEX idempotency_keys_expires_at_idx ON idempotency_keys (expires_at);
 
+-- DPoP proofs seen (RFC 9449 jti), shared by every node of a farm: a row
+-- lives while its proof could still be accepted. Expired rows are deleted
+-- by the module in small batches (src/dpop.c).
+CREATE TABLE dpop_jtis (
+    replay_key char(64) PRIMARY KEY,          -- hex SHA-256 of the proof key's thumbprint and jti
+    expires_at TEXT NOT NULL
+);
+CREATE INDEX dpop_jtis_expires_at_idx ON dpop_jtis (expires_at);
+
 -- The schema's version, one row: mod_clinic refuses a database older than
 -- it needs and names the sql/upgrade/ script to apply (README: Upgrading the
 -- schema). A new version raises this number and adds sql/upgrade/sqlite-N.sql.
@@ -75,4 +84,4 @@ CREATE TABLE clinic_schema (
     version    integer NOT NULL,
     applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
 );
-INSERT INTO clinic_schema (version) VALUES (2);
+INSERT INTO clinic_schema (version) VALUES (3);

@@ -123,7 +123,7 @@ int clinic_authenticate(request_rec *r)
     if (!conf->alg || !conf->keys)
         /* check_config refuses this; never serve unauthenticated anyway */
         return st->authn = CLINIC_AUTHN_NOKEY;
-    if (!clinic_bearer_token(apr_table_get(r->headers_in, "Authorization"), &tok, &len)) {
+    if (!clinic_sender_token(r, conf, &tok, &len)) {
         clinic_metric_token("missing");
         return st->authn = CLINIC_AUTHN_NONE;
     }
@@ -149,8 +149,14 @@ int clinic_authenticate(request_rec *r)
         clinic_metric_token(why);
         return st->authn = CLINIC_AUTHN_BAD;
     }
-    clinic_metric_token(clinic_token_last_was_hit() ? "cache_hit" : "ok");
     clinic_json_pool(r->pool, st->claims);
+    if (clinic_sender_check(r, conf, tok, len, st->claims, &why) != 0) {
+        clinic_info(r, "token rejected: %s", why);
+        clinic_metric_token(why);
+        st->claims = NULL;
+        return st->authn = CLINIC_AUTHN_BAD;
+    }
+    clinic_metric_token(clinic_token_last_was_hit() ? "cache_hit" : "ok");
     set_user(r, conf, st->claims);
     return st->authn = CLINIC_AUTHN_OK;
 }
@@ -301,9 +307,8 @@ static void insert_error_filter(request_rec *r)
     switch (r->status) {
     case HTTP_UNAUTHORIZED:
         bad = st->authn == CLINIC_AUTHN_BAD;
-        clinic_challenge(r->err_headers_out, bad);
         word = "unauthorized";
-        msg = clinic_denial_text(shape, r->status, bad, &code);
+        msg = clinic_sender_denial(r, shape, bad, &code, r->err_headers_out);
         break;
     case HTTP_FORBIDDEN:
         word = "forbidden";

@@ -73,6 +73,7 @@ typedef struct {
     json_t *claims;            /* verified claims (the pool owns them) */
     const char *why;           /* CLINIC_AUTHN_NOKEY: what is missing, for the log */
     void *metrics;             /* metrics.c's per-request figures */
+    void *sender;              /* dpop.c's: the scheme, the proof, the 401's error */
 } clinic_rstate_t;
 
 /* --- authz.c: authentication once per request, Require clinic-claim --- */
@@ -183,6 +184,29 @@ int clinic_remote_refetch(clinic_remote_t *rem, const clinic_keyset_t *mine);
  * first use; NULL with why when nothing of it fits alg. */
 clinic_keyset_t *clinic_keysrc_set(const clinic_keysrc_t *k, const char *alg, char *why,
                                    size_t whylen);
+
+/* --- dpop.c: DPoP proofs and certificate-bound tokens --- */
+/* ClinicDPoP (cmd->info NULL) and ClinicCertBoundTokens (cmd->info 1). */
+const char *clinic_dpop_set_mode(cmd_parms *cmd, void *cfg, const char *arg);
+const char *clinic_dpop_add_alg(cmd_parms *cmd, void *cfg, const char *arg);
+const char *clinic_dpop_set_url(cmd_parms *cmd, void *cfg, const char *arg);
+/* The access token of `Authorization: Bearer` or, where DPoP is accepted,
+ * `Authorization: DPoP` (remembered for the checks below). 1/0 as
+ * clinic_bearer_token. */
+int clinic_sender_token(request_rec *r, const clinic_dir_conf *conf, const char **tok,
+                        size_t *len);
+/* The verified token's binding: cnf.x5t#S256 against mod_ssl's client
+ * certificate, cnf.jkt against the DPoP proof (checked here but for its jti),
+ * a bound token never as Bearer. 0, or -1 with *why for the log. */
+int clinic_sender_check(request_rec *r, const clinic_dir_conf *conf, const char *tok,
+                        size_t len, json_t *claims, const char **why);
+/* In the handler, before the route's own work: the proof's jti recorded in
+ * the database, refused when any node saw it within the window. */
+int clinic_dpop_remember(clinic_req_t *c);
+/* The words of a 401 and its WWW-Authenticate challenges (Bearer, DPoP,
+ * with the error of a refused proof or binding) into t. */
+const char *clinic_sender_denial(request_rec *r, clinic_shape_t shape, int bad_token,
+                                 const char **code, apr_table_t *t);
 
 /* --- purge.c: after the answer, delete a batch of expired Idempotency-Key rows --- */
 int clinic_idem_purge(request_rec *r);

@@ -28,9 +28,11 @@
 #define OFF(f) APR_OFFSETOF(clinic_dir_conf, f)
 static const size_t inherited_ptrs[] = {
     OFF(alg), OFF(keys), OFF(issuer), OFF(audience), OFF(uid_claim), OFF(picture_base),
-    OFF(cors_origins), OFF(tls_ca_file), OFF(jwks_cache_dir), OFF(user_claim)};
+    OFF(cors_origins), OFF(tls_ca_file), OFF(jwks_cache_dir), OFF(user_claim),
+    OFF(dpop_algs), OFF(dpop_url)};
 static const size_t inherited_longs[] = {
-    OFF(leeway), OFF(idem_ttl), OFF(cors_max_age), OFF(jwks_refresh)};
+    OFF(leeway), OFF(idem_ttl), OFF(cors_max_age), OFF(jwks_refresh),
+    OFF(dpop), OFF(dpop_window), OFF(cert_bound)};
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
 
 void *clinic_create_dir_conf(apr_pool_t *p, char *dir)
@@ -199,6 +201,8 @@ static const seconds_slot_t jwks_refresh_slot = {APR_OFFSETOF(clinic_dir_conf, j
                                                  1, 7 * 86400};
 static const seconds_slot_t cors_max_age_slot = {APR_OFFSETOF(clinic_dir_conf, cors_max_age),
                                                  0, 86400};
+static const seconds_slot_t dpop_window_slot = {APR_OFFSETOF(clinic_dir_conf, dpop_window),
+                                                1, 600};
 
 static const char *set_seconds(cmd_parms *cmd, void *cfg, const char *arg)
 {
@@ -326,6 +330,16 @@ const command_rec clinic_cmds[] = {
                  "On (default): count requests for clinic-metrics and mod_status"),
     FIELD("ClinicUserClaim", ap_set_string_slot, user_claim,
           "claim that becomes Apache's user, r->user (default sub)"),
+    TAKE1("ClinicDPoP", clinic_dpop_set_mode, NULL,
+          "off (default), accept or require DPoP-bound tokens with a DPoP proof"),
+    AP_INIT_ITERATE("ClinicDPoPAlgorithms", clinic_dpop_add_alg, NULL, DIRCONF,
+                    "algorithms a DPoP proof may use (default RS256..RS512 ES256..ES512)"),
+    SECONDS("ClinicDPoPWindow", dpop_window_slot,
+            "seconds a DPoP proof's iat may be from now, either way (default 60)"),
+    TAKE1("ClinicDPoPURL", clinic_dpop_set_url, NULL,
+          "the route's URL as clients call it (htu), when a proxy in front rewrites it"),
+    TAKE1("ClinicCertBoundTokens", clinic_dpop_set_mode, 1,
+          "off (default) or require: tokens bound to the client's TLS certificate"),
     {NULL}
 };
 

@@ -61,6 +61,12 @@ typedef struct {
     const char *tls_ca_file;           /* ClinicTLSCAFile, NULL: the system's store */
     const char *jwks_cache_dir;        /* ClinicJWKSCacheDir, NULL: runtime dir */
     const char *user_claim;            /* ClinicUserClaim, NULL unset */
+    /* sender-constrained tokens (dpop.c) */
+    long dpop;                         /* ClinicDPoP: CLINIC_UNSET, CLINIC_DPOP_OFF/ACCEPT/REQUIRE */
+    apr_array_header_t *dpop_algs;     /* ClinicDPoPAlgorithms: const char *, NULL unset */
+    long dpop_window;                  /* ClinicDPoPWindow, CLINIC_UNSET */
+    const char *dpop_url;              /* ClinicDPoPURL, NULL: the request's own URL */
+    long cert_bound;                   /* ClinicCertBoundTokens: CLINIC_UNSET, 0 off, 1 require */
 } clinic_dir_conf;
 
 /* Effective values with the defaults applied. */
@@ -80,6 +86,15 @@ typedef struct {
 #define CLINIC_ANY "*"
 #define CLINIC_IS_ANY(v) ((v) && !strcmp((v), CLINIC_ANY))
 #define CLINIC_CHECKED(v) (CLINIC_IS_ANY(v) ? NULL : (v))
+
+#define CLINIC_DPOP_OFF     0
+#define CLINIC_DPOP_ACCEPT  1
+#define CLINIC_DPOP_REQUIRE 2
+#define CLINIC_DEFAULT_DPOP_WINDOW 60
+#define CLINIC_DPOP(c) ((c)->dpop == CLINIC_UNSET ? CLINIC_DPOP_OFF : (c)->dpop)
+#define CLINIC_DPOP_WINDOW(c) \
+    ((c)->dpop_window == CLINIC_UNSET ? CLINIC_DEFAULT_DPOP_WINDOW : (c)->dpop_window)
+#define CLINIC_CERT_BOUND(c) ((c)->cert_bound == 1)
 
 extern const command_rec clinic_cmds[];
 

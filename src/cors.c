@@ -23,11 +23,12 @@
 #include "http_protocol.h"
 
 #define CORS_ALLOW_METHODS  "POST"
-#define CORS_ALLOW_HEADERS  "Authorization, Content-Type, Idempotency-Key, X-Request-Id"
-#define CORS_EXPOSE_HEADERS "Retry-After, WWW-Authenticate, X-Request-Id, Idempotent-Replayed"
+#define CORS_ALLOW_HEADERS  "Authorization, Content-Type, Idempotency-Key, X-Request-Id, DPoP"
+#define CORS_EXPOSE_HEADERS \
+    "Retry-After, WWW-Authenticate, X-Request-Id, Idempotent-Replayed, DPoP-Nonce"
 
 static const char *const request_headers[] = {
-    "authorization", "content-type", "idempotency-key", "x-request-id", NULL
+    "authorization", "content-type", "idempotency-key", "x-request-id", "dpop", NULL
 };
 
 /* scheme://host[:port], nothing after: what a browser sends as Origin. */

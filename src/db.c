@@ -132,6 +132,17 @@ static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire;
     " ORDER BY expires_at LIMIT " APR_STRINGIFY(CLINIC_IDEM_PURGE_BATCH) ")"
 #define SQL_SCHEMA_GET "clinic_schema_get", 0, REPEATABLE, \
     "SELECT max(version) FROM clinic_schema"
+/* A DPoP proof's jti (dpop.c): one row while the proof could be accepted
+ * (until iat + ClinicDPoPWindow). No row changed: seen before, by any node.
+ * A row past its expiry is taken over. */
+#define SQL_DPOP_JTI "clinic_dpop_jti", 3, WRITES, \
+    "INSERT INTO dpop_jtis (replay_key, expires_at) VALUES (%s, %pDz)" \
+    " ON CONFLICT (replay_key) DO UPDATE SET expires_at = excluded.expires_at" \
+    " WHERE dpop_jtis.expires_at < %pDz"
+#define SQL_DPOP_PURGE "clinic_dpop_purge", 2, REPEATABLE, \
+    "DELETE FROM dpop_jtis WHERE expires_at < %pDz AND replay_key IN" \
+    " (SELECT replay_key FROM dpop_jtis WHERE expires_at < %pDz" \
+    " ORDER BY expires_at LIMIT " APR_STRINGIFY(CLINIC_DPOP_PURGE_BATCH) ")"
 
 #define STMT(name) [CLINIC_SQL_##name] = {SQL_##name}
 static const struct {
@@ -144,7 +155,7 @@ static const struct {
     STMT(PATIENT_GET), STMT(VISIT_INSERT), STMT(VISIT_ONE), STMT(VISIT_DELETE), STMT(PP_INSERT),
     STMT(APPT_LINK), STMT(APPT_GET), STMT(LINK_ONE), STMT(IDEM_CLAIM), STMT(IDEM_GET),
     STMT(IDEM_TAKEOVER), STMT(IDEM_FINISH), STMT(IDEM_EXPIRED), STMT(IDEM_PURGE),
-    STMT(SCHEMA_GET)
+    STMT(SCHEMA_GET), STMT(DPOP_JTI), STMT(DPOP_PURGE)
 };
 
 int clinic_db_init(server_rec *s, int needed)

@@ -27,13 +27,18 @@ typedef enum {
     CLINIC_SQL_IDEM_EXPIRED,
     CLINIC_SQL_IDEM_PURGE,
     CLINIC_SQL_SCHEMA_GET,
+    CLINIC_SQL_DPOP_JTI,
+    CLINIC_SQL_DPOP_PURGE,
     CLINIC_SQL_COUNT
 } clinic_sql_t;
 
 /* The clinic_schema version the module's SQL needs. A new version adds
  * sql/upgrade/<pgsql|sqlite>-N.sql and raises this and the INSERT at the end
  * of both sql/schema-*.sql (README: Upgrading the schema). */
-#define CLINIC_SCHEMA_VERSION 2
+#define CLINIC_SCHEMA_VERSION 3
+
+/* Expired DPoP jti rows deleted by one statement at most. */
+#define CLINIC_DPOP_PURGE_BATCH 100
 
 /* Expired Idempotency-Key rows deleted by one statement at most. */
 #define CLINIC_IDEM_PURGE_BATCH 100

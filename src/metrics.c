@@ -37,7 +37,7 @@ static const char *const codes[] = {
     "MISSING_PATIENT_FIELDS", "INVALID_FIELD", "INVALID_IDEMPOTENCY_KEY", "UID_MISMATCH",
     "APPOINTMENT_NOT_FOUND", "NOT_APPOINTMENT_OWNER", "APPOINTMENT_ALREADY_LINKED",
     "IDEMPOTENCY_KEY_REUSED", "IDEMPOTENCY_KEY_IN_PROGRESS", "DATABASE_UNAVAILABLE",
-    "KEYS_UNAVAILABLE",
+    "KEYS_UNAVAILABLE", "INVALID_DPOP_PROOF",
     "METHOD_NOT_ALLOWED", "INTERNAL_ERROR", "OTHER",
 };
 #define NCODES (sizeof codes / sizeof codes[0])
@@ -66,7 +66,8 @@ static const char *const idem_names[CLINIC_IDEM_COUNT] = {"stored", "replayed",
  * and the label each maps to. */
 static const char *const tok_names[] = {
     "ok", "cache_hit", "missing", "too_long", "malformed", "algorithm", "unknown_key",
-    "signature", "bad_time_claims", "expired", "not_yet_valid", "issuer", "audience", "other",
+    "signature", "bad_time_claims", "expired", "not_yet_valid", "issuer", "audience",
+    "dpop_proof", "binding", "other",
 };
 #define NTOK (sizeof tok_names / sizeof tok_names[0])
 #define TOK_OTHER (NTOK - 1)
@@ -441,6 +442,10 @@ void clinic_metric_token(const char *result)
     size_t i;
 
     if (!hdr || token_label(result))   /* "ok", "cache_hit", "missing" */
+        return;
+    /* dpop.c's reasons: "DPoP proof: ...", "binding: ..." */
+    if ((!strncmp(result, "DPoP proof", 10) && token_label("dpop_proof")) ||
+        (!strncmp(result, "binding:", 8) && token_label("binding")))
         return;
     for (i = 0; i < sizeof tok_reasons / sizeof tok_reasons[0]; i++)
         if (!strcmp(result, tok_reasons[i].why) && token_label(tok_reasons[i].label))

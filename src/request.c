@@ -27,9 +27,9 @@ static int check_method(clinic_req_t *c)
 
 static int auth_fail(clinic_req_t *c, int had_token)
 {
-    const char *code, *msg = clinic_denial_text(c->shape, HTTP_UNAUTHORIZED, had_token, &code);
+    const char *code, *msg = clinic_sender_denial(c->r, c->shape, had_token, &code,
+                                                  c->r->headers_out);
 
-    clinic_challenge(c->r->headers_out, had_token);
     return clinic_fail(c, HTTP_UNAUTHORIZED, code, msg);
 }
 
@@ -49,7 +49,7 @@ static int check_auth(clinic_req_t *c)
         return CLINIC_GO;
     case CLINIC_AUTHN_OK:
         c->claims = clinic_rstate(c->r)->claims;
-        return CLINIC_GO;
+        return clinic_dpop_remember(c);
     case CLINIC_AUTHN_NOKEY:
         return clinic_fail_internal(c, clinic_rstate(c->r)->why
                                            ? clinic_rstate(c->r)->why

@@ -15,8 +15,8 @@ use Clinic::Test;
 
 my $reg      = 'https://registration.hospital.example';   # /visits' front end
 my $practice = 'https://practice.hospital.example';       # add-and-link's front end
-my $allow_h  = 'Authorization, Content-Type, Idempotency-Key, X-Request-Id';
-my $expose_h = 'Retry-After, WWW-Authenticate, X-Request-Id, Idempotent-Replayed';
+my $allow_h  = 'Authorization, Content-Type, Idempotency-Key, X-Request-Id, DPoP';
+my $expose_h = 'Retry-After, WWW-Authenticate, X-Request-Id, Idempotent-Replayed, DPoP-Nonce';
 my $run      = new_hex24();
 my $tok      = token(claims => { sub => "cors-$run" });
 my $dbh      = dbh();
@@ -64,8 +64,8 @@ sub visit { my ($body, %o) = @_; post_json('/visits', $body, token => $tok, %o,
     is($res->content, '', 'preflight: no body');
     ok(!defined $res->header('WWW-Authenticate'), 'preflight: no authentication asked for');
 
-    $res = preflight('/visits', $reg, headers => 'Authorization, Content-Type, Idempotency-Key, X-Request-Id');
-    is($res->code, 204, 'preflight asking for all four headers (any case): 204');
+    $res = preflight('/visits', $reg, headers => 'Authorization, Content-Type, Idempotency-Key, X-Request-Id, DPoP');
+    is($res->code, 204, 'preflight asking for all five headers (any case): 204');
     $res = preflight('/visits', $reg, headers => '');
     is($res->code, 204, 'preflight asking for no header: 204');
 

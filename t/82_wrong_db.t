@@ -61,7 +61,7 @@ is(scalar(grep { $_->content eq '{"success":false,"error":"Internal server error
 is(scalar(grep { ($_->header('Content-Type') // '') eq 'application/json' } @v, @l), 24, 'all JSON');
 
 my $log = log_since($from);
-my $said = qr/\[clinic:error\].*the database schema is version 1 \(no clinic_schema table\) and mod_clinic needs version 2: apply sql\/upgrade\/$kind-2\.sql/;
+my $said = qr/\[clinic:error\].*the database schema is version 1 \(no clinic_schema table\) and mod_clinic needs version 3: apply sql\/upgrade\/$kind-2\.sql, then each later step up to $kind-3\.sql/;
 my $per = per_pid($log, $said);
 cmp_ok(scalar keys %$per, '>=', 1, 'the error log names the script: apply sql/upgrade/' . "$kind-2.sql")
     or diag($log);
@@ -72,8 +72,10 @@ is(scalar(grep { /\[clinic:error\]/ && !/$said/ } split /\n/, $log), 0,
 unlike($log, qr/no database connection from mod_dbd/, 'not reported as an outage');
 
 # --- the upgrade applied while Apache runs: the same server heals ---
-my ($ok, $out) = apply_sql($dsn, sql_dir() . "/upgrade/$kind-2.sql");
-ok($ok, "sql/upgrade/$kind-2.sql applied to the live database") or diag($out);
+for my $step (2, 3) {
+    my ($ok, $out) = apply_sql($dsn, sql_dir() . "/upgrade/$kind-$step.sql");
+    ok($ok, "sql/upgrade/$kind-$step.sql applied to the live database") or diag($out);
+}
 my $dbh = DBI->connect($dsn, '', '', { RaiseError => 1, AutoCommit => 1, PrintError => 0 });
 my (@after, @linked);
 for my $i (1 .. 6) {

@@ -3,6 +3,8 @@
  *   mkjwt sign --alg ALG --key FILE [--kid KID] [--claims JSON] [--exp-in SECONDS] [--no-exp]
  *              [--iat-now]
  *   mkjwt jwks [--kid KID] [--alg ALG] PUBFILE [[--kid KID] [--alg ALG] PUBFILE ...]
+ *   mkjwt jws --alg ALG --key FILE --header JSON --claims JSON [--count N]
+ *   mkjwt jwk PUBFILE | mkjwt jkt PUBFILE
  *
  * Exit 0 on success, 2 with a message on stderr otherwise.
  */
@@ -19,14 +21,18 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/ecdsa.h>
 #include <openssl/pem.h>
 
 #include "b64url.h"
+#include "dpop.h"
 
 #define USAGE                                                                              \
     "usage: mkjwt sign --alg ALG --key FILE [--kid KID] [--claims JSON] [--exp-in SECONDS]\n" \
     "                  [--no-exp] [--iat-now]\n"                                          \
-    "       mkjwt jwks [--kid KID] [--alg ALG] PUBFILE [[--kid KID] [--alg ALG] PUBFILE ...]\n"
+    "       mkjwt jwks [--kid KID] [--alg ALG] PUBFILE [[--kid KID] [--alg ALG] PUBFILE ...]\n" \
+    "       mkjwt jws --alg RS256|ES256 --key FILE --header JSON --claims JSON [--count N]\n"  \
+    "       mkjwt jwk PUBFILE | mkjwt jkt PUBFILE\n"
 
 static int fail(const char *fmt, ...)
 {
@@ -275,6 +281,103 @@ out:
     return rc;
 }
 
+/* One PEM public key as a JWK, or its RFC 7638 thumbprint (a token's cnf.jkt). */
+static int cmd_jwk(int argc, char **argv, int thumbprint)
+{
+    json_t *jwk = argc == 1 ? jwk_from_pem(argv[0], NULL, NULL) : NULL;
+    char jkt[CLINIC_SHA256_B64], *out = NULL;
+    int rc = 2;
+
+    if (argc != 1)
+        return usage();
+    if (jwk && thumbprint && clinic_jwk_thumbprint(jwk, jkt) == 0)
+        rc = printf("%s\n", jkt) > 0 ? 0 : 2;
+    else if (jwk && !thumbprint && (out = json_dumps(jwk, JSON_COMPACT)))
+        rc = printf("%s\n", out) > 0 ? 0 : 2;
+    free(out);
+    json_decref(jwk);
+    return rc;
+}
+
+/* header.claims signed with key (RS256 or ES256, by the key's type; the header says
+   which alg it claims), printed: a JWS with exactly the header given (libjwt would
+   put its own typ in), such as a DPoP proof. */
+static int print_jws(EVP_PKEY *key, const char *header, const char *claims)
+{
+    char out[16384];
+    unsigned char sig[1024];
+    const unsigned char *p = sig;
+    size_t n, siglen = sizeof sig, half;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    ECDSA_SIG *es = NULL;
+    int ok;
+
+    if (strlen(header) + strlen(claims) > sizeof out / 2)
+        return 0;
+    n = clinic_b64url_encode((const unsigned char *)header, strlen(header), out);
+    out[n++] = '.';
+    n += clinic_b64url_encode((const unsigned char *)claims, strlen(claims), out + n);
+    ok = ctx && EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) == 1 &&
+         EVP_DigestSign(ctx, sig, &siglen, (unsigned char *)out, n) == 1;
+    EVP_MD_CTX_free(ctx);
+    if (ok && EVP_PKEY_is_a(key, "EC") && (es = d2i_ECDSA_SIG(NULL, &p, (long)siglen))) {
+        half = (size_t)(EVP_PKEY_get_bits(key) + 7) / 8;
+        BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, (int)half);
+        BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + half, (int)half);
+        siglen = 2 * half;
+        ECDSA_SIG_free(es);
+    }
+    out[n++] = '.';
+    clinic_b64url_encode(sig, siglen, out + n);
+    return ok && printf("%s\n", out) > 0;
+}
+
+/* mkjwt jws: --count N prints N of them, the claims' jti suffixed with -1 .. -N. */
+static int cmd_jws(int argc, char **argv)
+{
+    const char *key_file = NULL, *header = NULL, *claims = NULL;
+    long count = 1, i;
+    FILE *f;
+    EVP_PKEY *key;
+    json_t *c;
+    char *text, jti[300], base[208] = "";
+    int ok = 1, a;
+
+    for (a = 0; a + 1 < argc; a += 2) {
+        if (!strcmp(argv[a], "--key"))
+            key_file = argv[a + 1];
+        else if (!strcmp(argv[a], "--header"))
+            header = argv[a + 1];
+        else if (!strcmp(argv[a], "--claims"))
+            claims = argv[a + 1];
+        else if (!strcmp(argv[a], "--count"))
+            count = atol(argv[a + 1]);
+        else if (strcmp(argv[a], "--alg"))
+            return usage();
+    }
+    if (a != argc || !key_file || !header || !claims || count < 1 ||
+        !(c = json_loads(claims, JSON_REJECT_DUPLICATES, NULL)))
+        return usage();
+    f = fopen(key_file, "r");
+    key = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+    if (f)
+        fclose(f);
+    if (json_is_string(json_object_get(c, "jti")))
+        snprintf(base, sizeof base, "%.200s", json_string_value(json_object_get(c, "jti")));
+    for (i = 1; key && ok && i <= count; i++) {
+        if (count > 1 && *base) {
+            snprintf(jti, sizeof jti, "%s-%ld", base, i);
+            json_object_set_new(c, "jti", json_string(jti));
+        }
+        text = count > 1 ? json_dumps(c, JSON_COMPACT) : strdup(claims);
+        ok = text && print_jws(key, header, text);
+        free(text);
+    }
+    json_decref(c);
+    EVP_PKEY_free(key);
+    return key && ok ? 0 : fail("%s: not a PEM private key, or signing failed", key_file);
+}
+
 #define HELP                                                                                 \
     "Mint JSON Web Tokens and JWKS documents from real keys (for testing mod_clinic).\n\n"    \
     USAGE                                                                                  \
@@ -282,7 +385,10 @@ out:
     "sign   prints a signed token. --key is a PEM private key (RS/ES) or the HS secret\n"     \
     "       file; --claims is a JSON object; exp is now + --exp-in (default 3600) unless\n"   \
     "       --no-exp; --iat-now adds iat.\n"                                                \
-    "jwks   prints a JWKS document holding the given PEM public keys.\n\n"                  \
+    "jwks   prints a JWKS document holding the given PEM public keys.\n"                    \
+    "jws    prints header.claims signed as given (a DPoP proof: typ dpop+jwt, jwk), one per\n" \
+    "       line; --count N prints N, the jti of each suffixed -1 .. -N.\n"                  \
+    "jwk    prints one PEM public key as a JWK; jkt its RFC 7638 thumbprint (cnf.jkt).\n\n"   \
     "Exit status: 0 on success, 2 on a usage or key error.\n"
 
 int main(int argc, char **argv)
@@ -295,5 +401,9 @@ int main(int argc, char **argv)
         return cmd_sign(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "jwks"))
         return cmd_jwks(argc - 2, argv + 2);
+    if (argc >= 2 && !strcmp(argv[1], "jws"))
+        return cmd_jws(argc - 2, argv + 2);
+    if (argc >= 2 && (!strcmp(argv[1], "jwk") || !strcmp(argv[1], "jkt")))
+        return cmd_jwk(argc - 2, argv + 2, argv[1][2] == 't');
     return usage();
 }

@@ -104,6 +104,19 @@ static int check_aud(json_t *claims, const char *want)
     return 0;
 }
 
+json_t *clinic_jws_payload(const char *dot1, const char *dot2)
+{
+    unsigned char buf[CLINIC_TOKEN_MAX];
+    long got = clinic_b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), buf);
+    json_t *claims = got > 0 ? json_loadb((const char *)buf, (size_t)got, JSON_REJECT_DUPLICATES,
+                                          NULL) : NULL;
+
+    if (json_is_object(claims))
+        return claims;
+    json_decref(claims);
+    return NULL;
+}
+
 /* The signature over tok[0..dot2) checked with the chosen key, then the
  * claims read from the very payload bytes it covers, with duplicate names
  * rejected (an ambiguous token is refused). */
@@ -121,14 +134,8 @@ static json_t *verified_claims(const clinic_token_policy_t *p, const clinic_vkey
         *why = "signature or encoding invalid";
         return NULL;
     }
-    got = clinic_b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), buf);
-    claims = got > 0 ? json_loadb((const char *)buf, (size_t)got, JSON_REJECT_DUPLICATES, NULL)
-                     : NULL;
-    if (!json_is_object(claims)) {
-        json_decref(claims);
+    if (!(claims = clinic_jws_payload(dot1, dot2)))
         *why = "claims are not one JSON object";
-        return NULL;
-    }
     return claims;
 }
 
@@ -375,4 +382,20 @@ int clinic_claim_equals(json_t *claims, const char *name, const char *value)
         return strcmp(num, value) == 0;
     }
     return 0;
+}
+
+int clinic_jws_split(const char *tok, size_t len, const char **dot1, const char **dot2,
+                     const char **why)
+{
+    return split_token(tok, len, dot1, dot2, why);
+}
+
+json_t *clinic_jws_header(const char *tok, size_t n)
+{
+    return parse_header(tok, n);
+}
+
+int clinic_jws_header_is_plain(json_t *hdr)
+{
+    return header_extensions_ok(hdr);
 }

@@ -51,4 +51,17 @@ unsigned long clinic_token_cache_hits(void);
  * decimal text; anything else (or absent) does not. */
 int clinic_claim_equals(json_t *claims, const char *name, const char *value);
 
+/* The JWS pieces the DPoP proof checks (dpop.c) share with token checks:
+ * three base64url segments of at most CLINIC_TOKEN_MAX bytes (the two dots,
+ * or -1 and *why), the decoded JOSE header (NULL when it is not one JSON
+ * object of at most 1 KiB, duplicate names rejected), and whether that
+ * header asks for no extension (no crit, b64 absent or true). */
+int clinic_jws_split(const char *tok, size_t len, const char **dot1, const char **dot2,
+                     const char **why);
+json_t *clinic_jws_header(const char *tok, size_t n);
+/* The payload between dot1 and dot2 as one JSON object (duplicate names
+ * rejected), or NULL. Call it only once the signature was checked. */
+json_t *clinic_jws_payload(const char *dot1, const char *dot2);
+int clinic_jws_header_is_plain(json_t *hdr);
+
 #endif

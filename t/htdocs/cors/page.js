@@ -4,19 +4,12 @@
 //  - the practice app: POST /patients/add_and_link?uid=... with its bearer token.
 // Each case's outcome (status, body, the response headers the page can read,
 // or that the browser blocked it) goes into <pre id="case-NAME"> as JSON;
-// <div id="done"> marks the end.
+// <div id="done"> marks the end (record.js).
 (function () {
   'use strict';
   var cfg = JSON.parse(decodeURIComponent(location.hash.slice(1)));
   var readable = ['content-type', 'cache-control', 'retry-after', 'www-authenticate',
                   'x-request-id', 'idempotent-replayed', 'x-content-type-options'];
-
-  function record(name, outcome) {
-    var pre = document.createElement('pre');
-    pre.id = 'case-' + name;
-    pre.textContent = JSON.stringify(outcome);
-    document.body.appendChild(pre);
-  }
 
   function outcomeOf(res) {
     var headers = {};
@@ -65,10 +58,5 @@
     .then(function () { return run('visit-invalid', function () { return submitNewVisit('', cfg.visitsToken); }); })
     .then(function () { return run('visit-no-token', function () { return submitNewVisit('started', null); }); })
     .then(function () { return run('link', addAndLink); })
-    .then(function () {
-      var done = document.createElement('div');
-      done.id = 'done';
-      done.textContent = 'done';
-      document.body.appendChild(done);
-    });
+    .then(finish);
 })();

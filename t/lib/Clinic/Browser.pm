@@ -9,7 +9,7 @@ use warnings;
 use Exporter 'import';
 use File::Temp ();
 
-our @EXPORT = qw(chromium_problem chromium_dom);
+our @EXPORT = qw(chromium_problem chromium_dom page_outcomes);
 
 my @flags = qw(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
                --disable-background-networking --disable-component-update --disable-sync
@@ -40,6 +40,22 @@ sub chromium_dom {
     if (open(my $eh, '<', $err)) { $stderr = <$eh> // ''; close $eh }
     $stderr .= "\n(exit status " . ($status >> 8) . ")" if $status;
     return ($dom, $stderr);
+}
+
+# The outcomes a test page wrote into its document: { NAME => decoded JSON of
+# <pre id="case-NAME"> }, and whether it reached <div id="done">.
+sub page_outcomes {
+    my ($dom) = @_;
+    require Encode;
+    require HTML::Entities;
+    require JSON::PP;
+    my $json = JSON::PP->new->utf8;
+    my %out;
+    while ($dom =~ m{<pre id="case-([\w-]+)">(.*?)</pre>}gs) {
+        $out{$1} = eval { $json->decode(Encode::encode_utf8(HTML::Entities::decode_entities($2))) }
+                   // { undecodable => $2 };
+    }
+    return (\%out, $dom =~ m{<div id="done">done</div>} ? 1 : 0);
 }
 
 # Why chromium cannot start here, or undef when it can.
