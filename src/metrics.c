@@ -783,36 +783,32 @@ static int clinic_metrics_handle(request_rec *r)
 /* The pool in mod_status: per process now, and the expiries so far. */
 static void pool_status(request_rec *r, const block_t *t, int brief)
 {
+    static const char *const row[2] = {
+        "<tr><td>%" APR_INT64_T_FMT "</td><td>%" APR_INT64_T_FMT "</td><td>%" APR_INT64_T_FMT
+        "</td><td>%" APR_INT64_T_FMT "</td></tr>\n",
+        "ClinicDBPool%" APR_INT64_T_FMT ": %" APR_INT64_T_FMT " in use, %" APR_INT64_T_FMT
+        " waiting, %" APR_INT64_T_FMT " max\n"};
     apr_uint64_t expired = t->expired[0] + t->expired[1] + t->expired[2];
     int i;
 
-    if (brief) {
+    if (brief)
         ap_rprintf(r, "ClinicDBDeadlineExpired: %" APR_UINT64_T_FMT "\nClinicDBPoolRefused: %"
                    APR_UINT64_T_FMT "\n", expired, t->refused);
-        for (i = 0; i < MAX_PROCS; i++) {
-            const proc_t *e = &hdr->procs[i];
-            apr_int64_t pid = __atomic_load_n(&e->pid, __ATOMIC_ACQUIRE);
-            if (!proc_gone(pid))
-                ap_rprintf(r, "ClinicDBPool%" APR_INT64_T_FMT ": %" APR_INT64_T_FMT " in use, %"
-                           APR_INT64_T_FMT " waiting, %" APR_INT64_T_FMT " max\n", pid,
-                           GET(e->in_use), GET(e->waiting), GET(e->max));
-        }
-        return;
-    }
-    ap_rprintf(r, "<p>Database deadline expired: %" APR_UINT64_T_FMT " (pool %" APR_UINT64_T_FMT
-               ", connect %" APR_UINT64_T_FMT ", statement %" APR_UINT64_T_FMT "); refused "
-               "at once: %" APR_UINT64_T_FMT ".</p>\n<table border=\"0\">\n<tr><th>pid</th>"
-               "<th>connections in use</th><th>waiting</th><th>max</th></tr>\n", expired,
-               t->expired[0], t->expired[1], t->expired[2], t->refused);
+    else
+        ap_rprintf(r, "<p>Database deadline expired: %" APR_UINT64_T_FMT " (pool %"
+                   APR_UINT64_T_FMT ", connect %" APR_UINT64_T_FMT ", statement %"
+                   APR_UINT64_T_FMT "); refused at once: %" APR_UINT64_T_FMT ".</p>\n"
+                   "<table border=\"0\">\n<tr><th>pid</th><th>connections in use</th>"
+                   "<th>waiting</th><th>max</th></tr>\n", expired, t->expired[0],
+                   t->expired[1], t->expired[2], t->refused);
     for (i = 0; i < MAX_PROCS; i++) {
         const proc_t *e = &hdr->procs[i];
         apr_int64_t pid = __atomic_load_n(&e->pid, __ATOMIC_ACQUIRE);
         if (!proc_gone(pid))
-            ap_rprintf(r, "<tr><td>%" APR_INT64_T_FMT "</td><td>%" APR_INT64_T_FMT "</td><td>%"
-                       APR_INT64_T_FMT "</td><td>%" APR_INT64_T_FMT "</td></tr>\n", pid,
-                       GET(e->in_use), GET(e->waiting), GET(e->max));
+            ap_rprintf(r, row[brief != 0], pid, GET(e->in_use), GET(e->waiting), GET(e->max));
     }
-    ap_rputs("</table>\n", r);
+    if (!brief)
+        ap_rputs("</table>\n", r);
 }
 
 static int clinic_metrics_status(request_rec *r, int flags)

@@ -15,8 +15,7 @@ use JSON::PP ();
 use Time::HiRes qw(time sleep);
 use lib 't/lib';
 use Clinic::Test;
-use Clinic::Load ();
-use Clinic::Stall qw(stall_httpd pg_freeze pg_thaw prober metric);
+use Clinic::Stall qw(stall_httpd pg_freeze pg_thaw prober metric visit_load);
 
 plan skip_all => 'PostgreSQL only' unless db_kind() eq 'pgsql';
 own_httpd_env();
@@ -27,15 +26,7 @@ my $h = stall_httpd(driver => 'pgsql', params => $params, threads => 8, dbd_max 
                     waiting => 2, timeout => $timeout);
 my $dir = File::Temp::tempdir('clinic-frozen-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{CLINIC_TEST_KEEP});
 my $tok = token(claims => { sub => 'frozen', userId => 'doc-frozen' }, exp_in => 3600);
-my $run = "$$-" . int(time);
-
-my $load = Clinic::Load->new(
-    dir => "$dir/load", url => $h->url(''), give_up => 60, retry_pause => 0.2,
-    clients => [map { my $c = $_; sub {
-        my ($n) = @_;
-        return { path => '/visits', token => $tok, key => "frozen-$run-$c-$n",
-                 body => qq({"patient": 1750, "status": "frozen-$run-$c-$n"}) };
-    } } 1 .. 16]);
+my ($load, $run) = visit_load($h, $dir, $tok, 'frozen', 16, give_up => 60, retry_pause => 0.2);
 my $probe = prober("$dir/probe.log", 0.2, map { $h->url($_) }
                    '/static.txt', '/server-status?auto', '/clinic-metrics');
 
@@ -87,7 +78,7 @@ is(scalar(grep { $_->[2] != 200 } @late), 0, 'all 200 from 3 s after the thaw: n
 # --- exactly one visit per key ---
 is(scalar(grep { $_->{status} != 200 } @done), 0, 'every keyed request ended 200 after its retries');
 my $rows = dbh()->selectall_hashref(
-    "SELECT status, count(*) AS n FROM visits WHERE status LIKE 'frozen-$run-%' GROUP BY status",
+    "SELECT status, count(*) AS n FROM visits WHERE status LIKE '$run-%' GROUP BY status",
     'status');
 is(scalar(keys %$rows), scalar(@done), 'one visit status per finished key');
 is(scalar(grep { $_->{n} != 1 } values %$rows), 0, 'exactly one visit per Idempotency-Key');

@@ -14,8 +14,7 @@ use HTTP::Tiny ();
 use Time::HiRes qw(time sleep);
 use lib 't/lib';
 use Clinic::Test;
-use Clinic::Load ();
-use Clinic::Stall qw(stall_httpd prober metric);
+use Clinic::Stall qw(stall_httpd prober metric visit_load);
 use Clinic::Procs qw(on_exit);
 
 plan skip_all => 'PostgreSQL only' unless db_kind() eq 'pgsql';
@@ -32,15 +31,7 @@ my $h = stall_httpd(driver => 'pgsql', params => $ENV{CLINIC_DBD_PARAMS}, thread
                     dbd_max => 2, waiting => 2, timeout => $timeout);
 my $dir = File::Temp::tempdir('clinic-slow-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $tok = token(claims => { sub => 'slow', userId => 'doc-slow' }, exp_in => 3600);
-my $run = "$$-" . int(time);
-
-my $load = Clinic::Load->new(
-    dir => "$dir/load", url => $h->url(''), give_up => 0, timeout => 30,
-    clients => [map { my $c = $_; sub {
-        my ($n) = @_;
-        return { path => '/visits', token => $tok, key => "slow-$run-$c-$n",
-                 body => qq({"patient": 1750, "status": "slow-$run-$c-$n"}) };
-    } } 1 .. 24]);
+my ($load, $run) = visit_load($h, $dir, $tok, 'slow', 24, give_up => 0, timeout => 30);
 my $probe = prober("$dir/probe.log", 0.2, map { $h->url($_) } '/static.txt', '/clinic-metrics');
 $load->start;
 sleep 8;
@@ -73,7 +64,7 @@ is(metric($m, 'clinic_db_pool_max'), 2, 'clinic_db_pool_max: 2');
 my $log = do { open(my $fh, '<', $h->dir . '/error_log') or die; local $/; <$fh> };
 like($log, qr/every pooled connection of this process is in use \(2 of 2\) and 2 requests wait already/,
      'the log says why requests are refused');
-my $rows = $dbh->selectrow_array("SELECT count(*) FROM visits WHERE status LIKE 'slow-$run-%'");
+my $rows = $dbh->selectrow_array("SELECT count(*) FROM visits WHERE status LIKE '$run-%'");
 cmp_ok($rows, '>=', scalar @ok, "$rows visits written for " . scalar(@ok) . ' answers 200');
 
 done_testing();

@@ -69,6 +69,12 @@ sub pid {
 sub children {
     my ($self) = @_;
     my $ppid = $self->pid or return ();
+    return children_of($ppid);
+}
+
+# PIDs of any process's children, from /proc (a function: Clinic::Stall uses it too).
+sub children_of {
+    my ($ppid) = @_;
     my @kids;
     for my $stat (glob '/proc/[0-9]*/stat') {
         open(my $fh, '<', $stat) or next;

@@ -15,9 +15,10 @@ use JSON::PP ();
 use POSIX ();
 use Time::HiRes qw(time sleep);
 use Clinic::Httpd ();
+use Clinic::Load ();
 use Clinic::Procs qw(on_exit stop_pid);
 
-our @EXPORT_OK = qw(stall_httpd pg_pids pg_freeze pg_thaw prober metric);
+our @EXPORT_OK = qw(stall_httpd pg_pids pg_freeze pg_thaw prober metric visit_load);
 
 # An httpd: ThreadsPerChild threads in one child; %o: threads, dbd_max,
 # timeout (ClinicDBTimeout), waiting (ClinicDBMaxWaiting), params, driver.
@@ -82,14 +83,7 @@ sub pg_pids {
     my $pm = <$fh>;
     close $fh;
     chomp $pm;
-    my @kids;
-    for my $stat (glob '/proc/[0-9]*/stat') {
-        open(my $sf, '<', $stat) or next;
-        my $line = <$sf> // '';
-        close $sf;
-        push @kids, $1 if $line =~ /^(\d+) \(.*\) \S+ (\d+) / && $2 == $pm;
-    }
-    return ($pm, @kids);
+    return ($pm, Clinic::Httpd::children_of($pm));
 }
 
 my @frozen;
@@ -131,6 +125,22 @@ sub prober {
         open(my $fh, '<', $file) or return ();
         return map { [split ' '] } <$fh>;
     };
+}
+
+# Clinic::Load with $clients clients posting visits, each request with an
+# Idempotency-Key and a status of its own ("$tag-$run-client-n"); %o go to
+# Clinic::Load (give_up, timeout, retry_pause).
+sub visit_load {
+    my ($h, $dir, $tok, $tag, $clients, %o) = @_;
+    my $run = "$$-" . int(time);
+    my $load = Clinic::Load->new(
+        dir => "$dir/load", url => $h->url(''), %o,
+        clients => [map { my $c = $_; sub {
+            my ($n) = @_;
+            return { path => '/visits', token => $tok, key => "$tag-$run-$c-$n",
+                     body => qq({"patient": 1750, "status": "$tag-$run-$c-$n"}) };
+        } } 1 .. $clients]);
+    return ($load, "$tag-$run");
 }
 
 # A sample of the Prometheus text, by its full series name.
