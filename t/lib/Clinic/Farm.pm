@@ -76,6 +76,15 @@ sub render {   # template output node
     close $o or die "$out: $!";
 }
 
+# Start a server of the farm again (one a test killed): NAME is node-a, node-b or front.
+sub restart_server {
+    my ($self, $name) = @_;
+    my $conf = "$self->{run}/$name.conf";
+    system($self->{httpd}, '-f', $conf, '-k', 'start') == 0 or die "farm: $name did not start\n";
+    my %port_of = ('node-a' => 'a', 'node-b' => 'b', front => 'front');
+    $self->wait_port($self->{port}{ $port_of{$name} });
+}
+
 sub wait_port {
     my ($self, $port) = @_;
     my $ua = HTTP::Tiny->new(timeout => 1);
