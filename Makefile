@@ -4,6 +4,7 @@
 #   make run      install missing Debian packages, build, start a demo on 127.0.0.1:8080
 #                 (PORT=8081 for another port)
 #   make test     install missing Debian packages, build, run every test (SQLite + PostgreSQL)
+#   make test-alerts  promtool check and unit-test conf/prometheus/clinic-alerts.yml
 #   make install  install the module and conf/clinic.{load,conf} for a2enmod (an edited
 #                 clinic.conf is kept; the shipped one is put beside it as clinic.conf.dist)
 #   make fuzz     run the libFuzzer targets (FUZZ_SECONDS each, default 120)
@@ -48,7 +49,7 @@ UNIT_CFLAGS = -std=c99 -D_GNU_SOURCE $(WARN) -Werror -O1 -g -Isrc/core $(UNIT_SA
 UNIT_TESTS  = $(patsubst %.c,%,$(wildcard t/unit/test_*.c))
 TOOL_LIBS   = $(CORE_LIB) -ljwt $(CORE_LIBS)
 
-.PHONY: all deps run test test-unit test-apache test-run fuzz farm failover bench install clean \
+.PHONY: all deps run test test-unit test-alerts test-apache test-run fuzz farm failover bench install clean \
         FORCE deb test-package openapi-deps test-install deb-chroot test-asan
 
 # Rebuild everything when the sanitizer setting changes (same output names).
@@ -91,6 +92,12 @@ deps:
 
 test-unit: $(UNIT_TESTS)
 	./scripts/unit.sh $(UNIT_TESTS)
+
+# The shipped Prometheus alerts: valid rules, and each fires on a series that
+# should fire it and stays quiet on one that should not.
+test-alerts:
+	promtool check rules conf/prometheus/clinic-alerts.yml
+	promtool test rules t/prometheus/clinic-alerts.test.yml
 
 test-apache: mod_clinic.so tools/mkjwt openapi-deps
 	CLINIC_ASAN=$(filter 1,$(ASAN)) ./scripts/test.sh
@@ -164,6 +171,7 @@ test-asan: deps openapi-deps
 test: deps
 	$(MAKE) all
 	$(MAKE) test-unit
+	$(MAKE) test-alerts
 	$(MAKE) test-package
 	$(MAKE) test-install
 	$(MAKE) test-apache

@@ -74,6 +74,7 @@ static void clinic_register_hooks(apr_pool_t *p)
     ap_hook_header_parser(clinic_cors_early, NULL, NULL, APR_HOOK_MIDDLE);
     clinic_metrics_register_hooks(p);
     clinic_wait_register_hooks(p);
+    clinic_health_register(p);
     clinic_authz_register(p);
     clinic_audit_register(p);
     /* after mod_log_config, so that purging is not counted in %D */

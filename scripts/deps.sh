@@ -8,7 +8,7 @@ PKGS="apache2 apache2-dev libaprutil1-dbd-pgsql libaprutil1-dbd-sqlite3 \
 libjansson-dev libjwt-dev libssl-dev libpq-dev libcmocka-dev pkg-config \
 libapache2-mod-perl2 libwww-perl libdbi-perl libdbd-pg-perl libdbd-sqlite3-perl sqlite3 postgresql postgresql-contrib \
 openssl curl wrk clang valgrind make gcc \
-libcurl4-openssl-dev chromium pgbouncer prometheus debhelper lintian fakeroot dpkg-dev \
+libcurl4-openssl-dev chromium pgbouncer prometheus haproxy debhelper lintian fakeroot dpkg-dev \
 libjson-validator-perl libyaml-libyaml-perl nodejs node-axios libjs-moment iproute2 \
 libio-socket-ssl-perl liblwp-protocol-https-perl"
 

@@ -116,6 +116,8 @@ ok "clinic.load and clinic.conf are conffiles" \
 ok "schemas in /usr/share/$pkg/sql" test -f "/usr/share/$pkg/sql/schema-sqlite.sql" -a -f "/usr/share/$pkg/sql/schema-pgsql.sql"
 ok "README and the OpenAPI document in /usr/share/doc/$pkg" \
     test -f "/usr/share/doc/$pkg/README.md.gz" -a -f "/usr/share/doc/$pkg/clinic.yaml"
+ok "the Prometheus alerts example in /usr/share/doc/$pkg/examples" \
+    test -f "/usr/share/doc/$pkg/examples/clinic-alerts.yml"
 ok "clinic-mkjwt --help" grep -q '^usage: ' <(clinic-mkjwt --help)
 
 # --- a site with both routes against SQLite from the installed schema ---

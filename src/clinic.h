@@ -174,6 +174,8 @@ void clinic_remote_child_init(apr_pool_t *p, server_rec *s);
 /* The current set with a reference held (release with clinic_keyset_unref),
  * or NULL while there is none. */
 clinic_keyset_t *clinic_remote_acquire(clinic_remote_t *rem);
+/* Fetchers with a key set loaded in this process; *total: fetchers. */
+int clinic_remote_loaded(int *total);
 /* An unknown kid in a token checked against `mine`: ask for a refetch (at
  * most one per 60 s per process; a request arriving while one runs waits for
  * it too), waiting a bounded short time. 1 when a set other than mine is
@@ -207,6 +209,11 @@ int clinic_dpop_remember(clinic_req_t *c);
  * with the error of a refused proof or binding) into t. */
 const char *clinic_sender_denial(request_rec *r, clinic_shape_t shape, int bad_token,
                                  const char **code, apr_table_t *t);
+
+/* --- health.c: liveness and readiness for balancers --- */
+#define CLINIC_HANDLER_LIVE  "clinic-live"
+#define CLINIC_HANDLER_READY "clinic-ready"
+void clinic_health_register(apr_pool_t *p);
 
 /* --- purge.c: after the answer, delete a batch of expired Idempotency-Key rows --- */
 int clinic_idem_purge(request_rec *r);

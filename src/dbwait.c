@@ -451,15 +451,42 @@ static gate_t *gate_of_request(request_rec *r)
                                        : apr_hash_get(gate_of, &r->server, sizeof r->server);
 }
 
+#define LIMIT_KEY "clinic-wait-limit"
+
+void clinic_wait_limit(request_rec *r, apr_interval_time_t max)
+{
+    apr_interval_time_t *m = apr_palloc(r->pool, sizeof *m);
+
+    *m = max;
+    apr_pool_userdata_setn(m, LIMIT_KEY, NULL, r->pool);
+}
+
+int clinic_wait_away(request_rec *r)
+{
+    gate_t *g = gate_of_request(r);
+    int away;
+
+    if (!g || !g->mu || !g->breaker)
+        return 0;
+    apr_thread_mutex_lock(g->mu);
+    away = g->away;
+    apr_thread_mutex_unlock(g->mu);
+    return away;
+}
+
 int clinic_wait_enter(request_rec *r, clinic_wait_t **wp)
 {
     clinic_wait_t *w = apr_pcalloc(r->pool, sizeof *w);
     gate_t *g = gate_of_request(r);
     int rc = CLINIC_WAIT_OK;
+    void *limit = NULL;
 
     w->fd = w->src = -1;
     w->start = apr_time_now();
     w->deadline = w->start + apr_time_from_sec(timeout_sec);
+    apr_pool_userdata_get(&limit, LIMIT_KEY, r->pool);
+    if (limit && w->start + *(apr_interval_time_t *)limit < w->deadline)
+        w->deadline = w->start + *(apr_interval_time_t *)limit;
     *wp = w;
     apr_pool_cleanup_register(r->pool, w, leave, apr_pool_cleanup_null);
     if (!g || !g->mu)

@@ -50,6 +50,11 @@ void clinic_wait_child_init(apr_pool_t *p, server_rec *s);
  * place is given back by a cleanup of r->pool registered here, so after
  * mod_dbd's own release of a connection acquired later. */
 int clinic_wait_enter(request_rec *r, clinic_wait_t **w);
+/* Before the request's first database step: its deadline is at most max
+ * from then (shorter than ClinicDBTimeout; the readiness check's own). */
+void clinic_wait_limit(request_rec *r, apr_interval_time_t max);
+/* Whether the pool of r's server is away now (see clinic_wait_result). */
+int clinic_wait_away(request_rec *r);
 /* PostgreSQL: whether the request's connection worked (a statement cut at
  * the deadline, a connection that cannot be opened: not). A pool whose
  * connections do not work is away: until one works again, one request at

@@ -126,7 +126,12 @@ typedef struct {
     apr_int64_t in_use;
     apr_int64_t waiting;
     apr_int64_t max;
+    apr_int64_t ready;                  /* the last readiness answer: 1, 0; -1 none yet */
+    apr_int64_t checks[CLINIC_CHECK_COUNT];   /* each check's result then: 1, 0, -1 */
 } proc_t;
+
+const char *const clinic_check_names[CLINIC_CHECK_COUNT] = {"database", "schema", "keys",
+                                                            "running"};
 
 typedef struct {
     apr_uint64_t layout;                /* sizes this build expects */
@@ -287,7 +292,7 @@ static apr_status_t proc_release(void *data)
 static void proc_claim(apr_pool_t *p)
 {
     apr_int64_t pid = getpid(), old;
-    int i;
+    int i, j;
 
     my_proc = NULL;
     for (i = 0; i < MAX_PROCS && !my_proc; i++) {
@@ -299,6 +304,9 @@ static void proc_claim(apr_pool_t *p)
             __atomic_store_n(&e->in_use, 0, __ATOMIC_RELAXED);
             __atomic_store_n(&e->waiting, 0, __ATOMIC_RELAXED);
             __atomic_store_n(&e->max, (apr_int64_t)my_pool_max, __ATOMIC_RELAXED);
+            __atomic_store_n(&e->ready, -1, __ATOMIC_RELAXED);
+            for (j = 0; j < CLINIC_CHECK_COUNT; j++)
+                __atomic_store_n(&e->checks[j], -1, __ATOMIC_RELAXED);
             my_proc = e;
         }
     }
@@ -397,6 +405,17 @@ void clinic_metric_pool_change(int in_use, int waiting)
         __atomic_fetch_add(&my_proc->in_use, (apr_int64_t)in_use, __ATOMIC_RELAXED);
     if (waiting)
         __atomic_fetch_add(&my_proc->waiting, (apr_int64_t)waiting, __ATOMIC_RELAXED);
+}
+
+void clinic_metric_ready(int ready, const int checks[CLINIC_CHECK_COUNT])
+{
+    int i;
+
+    if (!my_proc)
+        return;
+    for (i = 0; i < CLINIC_CHECK_COUNT; i++)
+        __atomic_store_n(&my_proc->checks[i], (apr_int64_t)checks[i], __ATOMIC_RELAXED);
+    __atomic_store_n(&my_proc->ready, (apr_int64_t)ready, __ATOMIC_RELAXED);
 }
 
 void clinic_metric_pool_refused(void)
@@ -662,6 +681,35 @@ static void pool_gauge(request_rec *r, const char *name, const char *help, size_
     }
 }
 
+/* Readiness per serving process that answered a readiness probe. */
+static void readiness(request_rec *r)
+{
+    int i, j;
+
+    family(r, "clinic_ready", "gauge",
+           "The last readiness answer of each serving process: 1 ready, 0 not ready "
+           "(processes not asked yet are not listed).");
+    for (i = 0; i < MAX_PROCS; i++) {
+        const proc_t *e = &hdr->procs[i];
+        apr_int64_t pid = __atomic_load_n(&e->pid, __ATOMIC_ACQUIRE);
+        if (!proc_gone(pid) && GET(e->ready) >= 0)
+            ap_rprintf(r, "clinic_ready{pid=\"%" APR_INT64_T_FMT "\"} %" APR_INT64_T_FMT "\n",
+                       pid, GET(e->ready));
+    }
+    family(r, "clinic_ready_check", "gauge",
+           "Each readiness check's last result per serving process: 1 ok, 0 failing "
+           "(a check not made, such as the schema while the database is away, is not "
+           "listed).");
+    for (i = 0; i < MAX_PROCS; i++) {
+        const proc_t *e = &hdr->procs[i];
+        apr_int64_t pid = __atomic_load_n(&e->pid, __ATOMIC_ACQUIRE);
+        for (j = 0; j < CLINIC_CHECK_COUNT && !proc_gone(pid); j++)
+            if (GET(e->checks[j]) >= 0)
+                ap_rprintf(r, "clinic_ready_check{pid=\"%" APR_INT64_T_FMT "\",check=\"%s\"} %"
+                           APR_INT64_T_FMT "\n", pid, clinic_check_names[j], GET(e->checks[j]));
+    }
+}
+
 static void pool(request_rec *r, const block_t *t)
 {
     apr_uint64_t cum = 0;
@@ -734,6 +782,7 @@ static void prometheus(request_rec *r, const block_t *t)
              "Failed database steps by class: unavailable, timeout, repaired_session, other.",
              dberr_names, t->dberr, CLINIC_DBERR_COUNT);
     pool(r, t);
+    readiness(r);
     labelled(r, "clinic_token_verifications_total", "result",
              "Bearer-token checks by result: ok (signature verified), cache_hit, or the "
              "rejection reason.", tok_names, t->tok, NTOK);
@@ -780,14 +829,35 @@ static int clinic_metrics_handle(request_rec *r)
 
 /* ---- mod_status ---- */
 
-/* The pool in mod_status: per process now, and the expiries so far. */
+/* A process's last readiness answer and each check's result, in words:
+ * "ready (database ok, schema ok, keys ok, running ok)"; "not asked". */
+static const char *ready_text(apr_pool_t *p, const proc_t *e)
+{
+    static const char *const word[] = {"not known", "failing", "ok"};
+    apr_int64_t ready = GET(e->ready), v;
+    const char *t;
+    int i;
+
+    if (ready < 0)
+        return "not asked";
+    t = ready ? "ready (" : "not ready (";
+    for (i = 0; i < CLINIC_CHECK_COUNT; i++) {
+        v = GET(e->checks[i]);
+        t = apr_pstrcat(p, t, i ? ", " : "", clinic_check_names[i], " ",
+                        word[v < 0 ? 0 : v ? 2 : 1], NULL);
+    }
+    return apr_pstrcat(p, t, ")", NULL);
+}
+
+/* The pool and readiness in mod_status: per process now, and the
+ * expiries so far. */
 static void pool_status(request_rec *r, const block_t *t, int brief)
 {
     static const char *const row[2] = {
         "<tr><td>%" APR_INT64_T_FMT "</td><td>%" APR_INT64_T_FMT "</td><td>%" APR_INT64_T_FMT
-        "</td><td>%" APR_INT64_T_FMT "</td></tr>\n",
+        "</td><td>%" APR_INT64_T_FMT "</td><td>%s</td></tr>\n",
         "ClinicDBPool%" APR_INT64_T_FMT ": %" APR_INT64_T_FMT " in use, %" APR_INT64_T_FMT
-        " waiting, %" APR_INT64_T_FMT " max\n"};
+        " waiting, %" APR_INT64_T_FMT " max\nClinicReady%" APR_INT64_T_FMT ": %s\n"};
     apr_uint64_t expired = t->expired[0] + t->expired[1] + t->expired[2];
     int i;
 
@@ -799,13 +869,19 @@ static void pool_status(request_rec *r, const block_t *t, int brief)
                    APR_UINT64_T_FMT ", connect %" APR_UINT64_T_FMT ", statement %"
                    APR_UINT64_T_FMT "); refused at once: %" APR_UINT64_T_FMT ".</p>\n"
                    "<table border=\"0\">\n<tr><th>pid</th><th>connections in use</th>"
-                   "<th>waiting</th><th>max</th></tr>\n", expired, t->expired[0],
+                   "<th>waiting</th><th>max</th><th>ready</th></tr>\n", expired, t->expired[0],
                    t->expired[1], t->expired[2], t->refused);
     for (i = 0; i < MAX_PROCS; i++) {
         const proc_t *e = &hdr->procs[i];
         apr_int64_t pid = __atomic_load_n(&e->pid, __ATOMIC_ACQUIRE);
-        if (!proc_gone(pid))
-            ap_rprintf(r, row[brief != 0], pid, GET(e->in_use), GET(e->waiting), GET(e->max));
+        if (proc_gone(pid))
+            continue;
+        if (brief)
+            ap_rprintf(r, row[1], pid, GET(e->in_use), GET(e->waiting), GET(e->max), pid,
+                       ready_text(r->pool, e));
+        else
+            ap_rprintf(r, row[0], pid, GET(e->in_use), GET(e->waiting), GET(e->max),
+                       ready_text(r->pool, e));
     }
     if (!brief)
         ap_rputs("</table>\n", r);

@@ -66,6 +66,17 @@ void clinic_metric_pool_change(int in_use, int waiting);
 void clinic_metric_pool_wait(apr_interval_time_t us);
 void clinic_metric_pool_refused(void);
 void clinic_metric_db_expired(int phase);
+/* Readiness (health.c): the checks, and the last answer of this process
+ * with each check's result (1 ok, 0 failing, -1 not known). */
+typedef enum {
+    CLINIC_CHECK_DATABASE,      /* a pooled connection answers a trivial statement */
+    CLINIC_CHECK_SCHEMA,        /* the schema version is the one the module needs */
+    CLINIC_CHECK_KEYS,          /* every key set fetched from a provider is loaded */
+    CLINIC_CHECK_RUNNING,       /* the server is not stopping or restarting */
+    CLINIC_CHECK_COUNT
+} clinic_check_t;
+extern const char *const clinic_check_names[CLINIC_CHECK_COUNT];
+void clinic_metric_ready(int ready, const int checks[CLINIC_CHECK_COUNT]);
 /* A token verification's result: "ok", "cache_hit", "missing", or the
  * verifier's reason string (mapped to a short label; unknown: "other"). */
 void clinic_metric_token(const char *result);

@@ -548,6 +548,18 @@ clinic_keyset_t *clinic_remote_acquire(clinic_remote_t *r)
     return ks;
 }
 
+int clinic_remote_loaded(int *total)
+{
+    int i, n = 0;
+
+    pthread_mutex_lock(&lock);
+    for (i = 0; i < nremotes; i++)
+        n += remotes[i]->current != NULL;
+    pthread_mutex_unlock(&lock);
+    *total = nremotes;
+    return n;
+}
+
 int clinic_remote_refetch(clinic_remote_t *r, const clinic_keyset_t *mine)
 {
     time_t now = mono_now();

@@ -27,7 +27,7 @@ sub start {
     my ($self) = @_;
     my $user = getpwuid($<);
     make_path($self->{dir});
-    $self->{port} = free_port();
+    $self->{port} //= free_port();   # a restart keeps its port
     my $c = $self->{cluster};
     open(my $ul, '>', "$self->{dir}/users.txt") or die $!;
     print $ul qq("$user" ""\n);

@@ -21,7 +21,8 @@ use Clinic::Procs qw(on_exit stop_pid);
 our @EXPORT_OK = qw(stall_httpd pg_pids pg_freeze pg_thaw prober metric visit_load);
 
 # An httpd: ThreadsPerChild threads in one child; %o: threads, dbd_max,
-# timeout (ClinicDBTimeout), waiting (ClinicDBMaxWaiting), params, driver.
+# timeout (ClinicDBTimeout), waiting (ClinicDBMaxWaiting), params, driver,
+# extra (lines at the end). /live and /ready are the health handlers.
 sub stall_httpd {
     my (%o) = @_;
     my $h = Clinic::Httpd->new;
@@ -71,6 +72,13 @@ $waiting<Location "/visits">
 <Location "/server-status">
     SetHandler server-status
 </Location>
+<Location "/live">
+    SetHandler clinic-live
+</Location>
+<Location "/ready">
+    SetHandler clinic-ready
+</Location>
+@{[ $o{extra} // '' ]}
 CONF
     $h->start('/static.txt');
     return $h;
