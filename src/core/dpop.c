@@ -148,10 +148,38 @@ static int put_path(text_t *t, const char *s)
     return rc;
 }
 
+/* RFC 3986 §5.2.4: "." and ".." segments removed from a path that starts
+ * with '/', in place. */
+static void remove_dots(char *path)
+{
+    char *in = path, *out = path;
+
+    while (*in) {
+        size_t len = strcspn(in + 1, "/");
+        int dot = len == 1 && in[1] == '.', dotdot = len == 2 && in[1] == '.' && in[2] == '.';
+
+        if (dot || dotdot) {
+            while (dotdot && out > path && *--out != '/')
+                ;                       /* the last segment written goes */
+            in += len + 1;
+            if (!*in)
+                *out++ = '/';           /* "/a/." is "/a/" */
+            continue;
+        }
+        memmove(out, in, len + 1);
+        out += len + 1;
+        in += len + 1;
+    }
+    if (out == path)
+        *out++ = '/';
+    *out = '\0';
+}
+
 int clinic_htu_normalise(const char *in, char *out, size_t outlen)
 {
     text_t t = { out, 0, outlen };
     const char *host, *end, *colon;
+    size_t path;
     int https;
 
     if (!in || !outlen)
@@ -183,7 +211,11 @@ int clinic_htu_normalise(const char *in, char *out, size_t outlen)
             return -1;
         t.n = strlen(out);
     }
-    return put_path(&t, end);
+    path = t.n;
+    if (put_path(&t, end) != 0)
+        return -1;
+    remove_dots(out + path);
+    return 0;
 }
 
 /* ---- the proof ---- */

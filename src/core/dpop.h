@@ -63,7 +63,8 @@ void clinic_sha256_b64url(const void *data, size_t len, char out[CLINIC_SHA256_B
 /* RFC 9449 §4.3 / RFC 3986 §6.2.2-6.2.3 normalisation of an http(s) URL
  * for comparing htu: scheme and host in lower case, the default port
  * dropped, an empty path as "/", percent-escapes in upper case and those
- * of unreserved characters decoded; the query and fragment are dropped.
+ * of unreserved characters decoded, "." and ".." segments removed; the
+ * query and fragment are dropped.
  * 0, or -1 when in is not an absolute http(s) URL or does not fit. */
 int clinic_htu_normalise(const char *in, char *out, size_t outlen);
 

@@ -306,6 +306,12 @@ static void test_htu_normalise(void **state)
     norm_is("https://h:99999/p", NULL);
     norm_is("https:///p", NULL);
     norm_is("https://h/%zz", NULL);
+    norm_is("https://h/a/./b/../visits?x", "https://h/a/visits");
+    norm_is("https://h/%2E%2E/%2e/visits", "https://h/visits");
+    norm_is("https://h/a/..", "https://h/");
+    norm_is("https://h/a/b/.", "https://h/a/b/");
+    norm_is("https://h/..", "https://h/");
+    norm_is("https://h/.well-known/..x", "https://h/.well-known/..x");
 }
 
 int main(void)
