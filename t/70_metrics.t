@@ -2,7 +2,7 @@
 # Prometheus text format that promtool accepts, 405 otherwise; after a known
 # sequence of requests on both routes (successes, each kind of error,
 # replays) every counter equals what was sent, summed over the children of a
-# server of its own (event MPM, three children, MaxConnectionsPerChild 50 so
+# server of its own (event MPM, three children, MaxConnectionsPerChild 10 so
 # that children are recycled), and still after a graceful restart; a full
 # restart starts from zero; mod_status shows the same figures.
 use strict;
@@ -35,7 +35,7 @@ ThreadsPerChild 4
 MinSpareThreads 4
 MaxSpareThreads 16
 MaxRequestWorkers 16
-MaxConnectionsPerChild 50
+MaxConnectionsPerChild 10
 KeepAlive Off
 $metrics
 DBDriver $ENV{CLINIC_DBD_DRIVER}
