@@ -1,13 +1,16 @@
 /*
  * Every answer mod_clinic gives: JSON built with jansson, the common
  * headers, and the two error shapes (DRF for /visits, the {success, error,
- * code} envelope for add-and-link) kept in this one place.
+ * code} envelope for add-and-link) with the words of each refusal kept in
+ * this one place. Below every feature: it uses the counters (metrics.c) only.
  */
 #include "clinic.h"
 #include "metrics.h"
 #include "http_protocol.h"
 #include "apr_buckets.h"
 #include "util_filter.h"
+
+#define FORBIDDEN_TEXT "You do not have permission to perform this action"
 
 static apr_status_t json_cleanup(void *v)
 {
@@ -129,6 +132,34 @@ json_t *clinic_error_json(clinic_shape_t shape, int status, const char *code, co
     if (status == HTTP_INTERNAL_SERVER_ERROR)
         return json_pack("{s:s}", "error", msg);
     return json_pack("{s:s}", "detail", msg);
+}
+
+const char *clinic_keys_unavailable_text(clinic_shape_t shape)
+{
+    return shape == CLINIC_SHAPE_ENVELOPE ? "Token keys are not available yet"
+                                          : "Token keys are not available yet; try again later.";
+}
+
+const char *clinic_denial_text(clinic_shape_t shape, int status, int bad_token,
+                               const char **code)
+{
+    int drf = shape == CLINIC_SHAPE_DRF;
+
+    if (status == HTTP_FORBIDDEN) {
+        *code = "FORBIDDEN";
+        return drf ? FORBIDDEN_TEXT "." : FORBIDDEN_TEXT;
+    }
+    *code = bad_token ? "INVALID_TOKEN" : "AUTH_REQUIRED";
+    if (bad_token)
+        return drf ? "Invalid or expired token." : "Invalid or expired token";
+    return drf ? "Authentication credentials were not provided." : "Missing bearer token";
+}
+
+void clinic_challenge(apr_table_t *t, int bad_token)
+{
+    apr_table_setn(t, "WWW-Authenticate",
+                   bad_token ? "Bearer realm=\"clinic\", error=\"invalid_token\""
+                             : "Bearer realm=\"clinic\"");
 }
 
 int clinic_fail(clinic_req_t *c, int status, const char *code, const char *msg)
