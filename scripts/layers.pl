@@ -85,7 +85,9 @@ sub visit {
     }
     push @sccs, [sort @scc];
 }
-visit($_) for grep { !exists $idx{$_} } sort keys %uses;
+for my $v (sort keys %uses) {
+    visit($v) unless exists $idx{$v};
+}
 
 my @circles = grep { @$_ > 1 } @sccs;
 for my $scc (@circles) {
