@@ -88,7 +88,8 @@ int clinic_route_of(request_rec *r);
 int clinic_authenticate(request_rec *r);
 void clinic_authz_register(apr_pool_t *p);
 
-/* --- audit.c: request id and the notes mod_log_config writes --- */
+/* --- audit.c: request id and the notes mod_log_config writes (respond.c
+ * writes CLINIC_NOTE_OUTCOME with every answer) --- */
 #define CLINIC_NOTE_REQUEST_ID  "clinic-request-id"
 #define CLINIC_NOTE_CLIENT_REQUEST_ID "clinic-client-request-id"
 #define CLINIC_NOTE_ROUTE       "clinic-route"
@@ -99,8 +100,8 @@ void clinic_authz_register(apr_pool_t *p);
 #define CLINIC_NOTE_APPOINTMENT "clinic-appointment"
 /* Record a touched record's id (copied) under one of the notes above. */
 void clinic_audit_record(request_rec *r, const char *note, const char *id);
-/* respond.c calls this for every answer it sends, outcome set. */
-void clinic_audit_answer(clinic_req_t *c, const char *text);
+/* A replayed answer (text) names the records its first answer touched. */
+void clinic_audit_replayed(clinic_req_t *c, const char *text);
 void clinic_audit_register(apr_pool_t *p);
 
 /* --- respond.c: every answer goes through here --- */

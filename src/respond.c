@@ -98,7 +98,7 @@ int clinic_send_text(clinic_req_t *c, int status, const char *text)
     else if (!c->outcome)
         c->outcome = status == HTTP_OK ? "LINKED" : "OTHER";
     clinic_metric_outcome(r, c->outcome);
-    clinic_audit_answer(c, text);
+    apr_table_setn(r->notes, CLINIC_NOTE_OUTCOME, c->outcome);
     r->status = status;
     ap_set_content_type(r, "application/json");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
