@@ -126,6 +126,9 @@ void clinic_challenge(apr_table_t *t, int bad_token);
 int clinic_fail(clinic_req_t *c, int status, const char *code, const char *msg);
 /* 500 in the route's shape, logging why (never request data). */
 int clinic_fail_internal(clinic_req_t *c, const char *why);
+/* A failed database step's CLINIC_DB_* (db.h) answered in the route's shape:
+ * 503 when the database is down, else 500. */
+int clinic_db_fail(clinic_req_t *c, int outcome);
 /* Tie a jansson value's lifetime to a pool. Returns v. */
 json_t *clinic_json_pool(apr_pool_t *p, json_t *v);
 

@@ -5,6 +5,7 @@
  * this one place. Below every feature: it uses the counters (metrics.c) only.
  */
 #include "clinic.h"
+#include "db.h"
 #include "metrics.h"
 #include "http_protocol.h"
 #include "apr_buckets.h"
@@ -176,4 +177,15 @@ int clinic_fail_internal(clinic_req_t *c, const char *why)
     clinic_error(c->r, "internal error: %s", why);
     return clinic_fail(c, HTTP_INTERNAL_SERVER_ERROR, "INTERNAL_ERROR",
                        "Internal server error");
+}
+
+int clinic_db_fail(clinic_req_t *c, int outcome)
+{
+    if (outcome == CLINIC_DB_DOWN)
+        return clinic_fail(c, HTTP_SERVICE_UNAVAILABLE, "DATABASE_UNAVAILABLE",
+                           "The database is unavailable; retry later.");
+    if (outcome == CLINIC_DB_SCHEMA)   /* reachable but the wrong one: logged once */
+        return clinic_fail(c, HTTP_INTERNAL_SERVER_ERROR, "INTERNAL_ERROR",
+                           "Internal server error");
+    return clinic_fail_internal(c, "database statement failed");
 }
