@@ -5,6 +5,8 @@
 #                 (PORT=8081 for another port)
 #   make test     install missing Debian packages, build, run every test (SQLite + PostgreSQL)
 #   make test-alerts  promtool check and unit-test conf/prometheus/clinic-alerts.yml
+#   make test-layers  no circle between the module's files: from the objects' symbols (nm),
+#                 the files in layers bottom to top, or the circle found (scripts/layers.pl)
 #   make install  install the module and conf/clinic.{load,conf} for a2enmod (an edited
 #                 clinic.conf is kept; the shipped one is put beside it as clinic.conf.dist)
 #   make fuzz     run the libFuzzer targets (FUZZ_SECONDS each, default 120)
@@ -50,7 +52,7 @@ UNIT_TESTS  = $(patsubst %.c,%,$(wildcard t/unit/test_*.c))
 TOOL_LIBS   = $(CORE_LIB) -ljwt $(CORE_LIBS)
 
 .PHONY: all deps run test test-unit test-alerts test-apache test-run fuzz farm failover bench install clean \
-        FORCE deb test-package openapi-deps test-install deb-chroot test-asan
+        FORCE deb test-package openapi-deps test-install deb-chroot test-asan test-layers
 
 # Rebuild everything when the sanitizer setting changes (same output names).
 .build-flags: FORCE
@@ -89,6 +91,11 @@ t/unit/test_%: t/unit/test_%.c $(CORE_LIB) $(CORE_HDR) .build-flags
 
 deps:
 	./scripts/deps.sh
+
+# apxs leaves each file's object in .libs/ beside it; the core library is one file,
+# mod_clinic.o the module record every file refers to.
+test-layers: mod_clinic.so
+	./scripts/layers.pl --record .libs/mod_clinic.o $(GLUE_SRC:src/%.c=src/.libs/%.o) $(CORE_LIB)
 
 test-unit: $(UNIT_TESTS)
 	./scripts/unit.sh $(UNIT_TESTS)
@@ -170,6 +177,7 @@ test-asan: deps openapi-deps
 # The farm and failover tests do not preload the ASan runtime: skipped with ASAN=1.
 test: deps
 	$(MAKE) all
+	$(MAKE) test-layers
 	$(MAKE) test-unit
 	$(MAKE) test-alerts
 	$(MAKE) test-package

@@ -73,8 +73,7 @@ void clinic_audit_record(request_rec *r, const char *note, const char *id)
         apr_table_set(r->notes, note, id);
 }
 
-/* A replayed answer names the records its first answer touched. */
-static void replayed_records(clinic_req_t *c, const char *text)
+void clinic_audit_replayed(clinic_req_t *c, const char *text)
 {
     request_rec *r = c->r;
     json_t *v = clinic_json_pool(r->pool, json_loads(text, 0, NULL)), *id;
@@ -94,13 +93,6 @@ static void replayed_records(clinic_req_t *c, const char *text)
     }
     else if (json_is_string(id = json_object_get(json_object_get(v, "data"), "_id")))
         clinic_audit_record(r, CLINIC_NOTE_PATIENT, json_string_value(id));
-}
-
-void clinic_audit_answer(clinic_req_t *c, const char *text)
-{
-    apr_table_setn(c->r->notes, CLINIC_NOTE_OUTCOME, c->outcome);
-    if (!strcmp(c->outcome, "replayed") || !strcmp(c->outcome, "REPLAYED"))
-        replayed_records(c, text);
 }
 
 void clinic_audit_register(apr_pool_t *p)

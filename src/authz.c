@@ -19,47 +19,13 @@
 #include "clinic.h"
 #include "claims.h"
 #include "metrics.h"
-#include "ap_expr.h"
 #include "http_core.h"
 #include "http_protocol.h"
 #include "http_request.h"
 #include "mod_auth.h"
 #include "util_filter.h"
 
-#define FORBIDDEN_TEXT "You do not have permission to perform this action"
-
 static ap_filter_rec_t *error_type_filter;
-
-/* The clinic handler the Location sets (SetHandler is applied only at
- * fixups, after authorization, so its expression is read here). */
-int clinic_route_of(request_rec *r)
-{
-    core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
-    const char *h = r->handler, *err = NULL;
-
-    if (core->expr_handler) {
-        h = ap_expr_str_exec(r, core->expr_handler, &err);
-        if (err)
-            h = NULL;
-    }
-    if (h && !strcasecmp(h, CLINIC_HANDLER_VISITS))
-        return CLINIC_ROUTE_VISITS;
-    if (h && !strcasecmp(h, CLINIC_HANDLER_LINK))
-        return CLINIC_ROUTE_LINK;
-    return CLINIC_ROUTE_NONE;
-}
-
-clinic_rstate_t *clinic_rstate(request_rec *r)
-{
-    clinic_rstate_t *st = ap_get_module_config(r->request_config, &clinic_module);
-
-    if (!st) {
-        st = apr_pcalloc(r->pool, sizeof *st);
-        st->route = clinic_route_of(r);
-        ap_set_module_config(r->request_config, &clinic_module, st);
-    }
-    return st;
-}
 
 /* r->user from the ClinicUserClaim claim: a string without NUL, an integer. */
 static void set_user(request_rec *r, const clinic_dir_conf *conf, json_t *claims)
@@ -159,34 +125,6 @@ int clinic_authenticate(request_rec *r)
     clinic_metric_token(clinic_token_last_was_hit() ? "cache_hit" : "ok");
     set_user(r, conf, st->claims);
     return st->authn = CLINIC_AUTHN_OK;
-}
-
-const char *clinic_keys_unavailable_text(clinic_shape_t shape)
-{
-    return shape == CLINIC_SHAPE_ENVELOPE ? "Token keys are not available yet"
-                                          : "Token keys are not available yet; try again later.";
-}
-
-const char *clinic_denial_text(clinic_shape_t shape, int status, int bad_token,
-                               const char **code)
-{
-    int drf = shape == CLINIC_SHAPE_DRF;
-
-    if (status == HTTP_FORBIDDEN) {
-        *code = "FORBIDDEN";
-        return drf ? FORBIDDEN_TEXT "." : FORBIDDEN_TEXT;
-    }
-    *code = bad_token ? "INVALID_TOKEN" : "AUTH_REQUIRED";
-    if (bad_token)
-        return drf ? "Invalid or expired token." : "Invalid or expired token";
-    return drf ? "Authentication credentials were not provided." : "Missing bearer token";
-}
-
-void clinic_challenge(apr_table_t *t, int bad_token)
-{
-    apr_table_setn(t, "WWW-Authenticate",
-                   bad_token ? "Bearer realm=\"clinic\", error=\"invalid_token\""
-                             : "Bearer realm=\"clinic\"");
 }
 
 /* ---- Require clinic-claim NAME VALUE... ---- */

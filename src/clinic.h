@@ -55,7 +55,7 @@ typedef struct {
 } clinic_req_t;
 
 /* What mod_clinic knows of one request across Apache's phases: the module's
- * one r->request_config slot (authz.c); other files keep theirs in here. */
+ * one r->request_config slot (rstate.c); other files keep theirs in here. */
 enum { CLINIC_ROUTE_NONE, CLINIC_ROUTE_VISITS, CLINIC_ROUTE_LINK };
 enum {
     CLINIC_AUTHN_UNTRIED,      /* nobody asked yet */
@@ -76,25 +76,20 @@ typedef struct {
     void *sender;              /* dpop.c's: the scheme, the proof, the 401's error */
 } clinic_rstate_t;
 
-/* --- authz.c: authentication once per request, Require clinic-claim --- */
+/* --- rstate.c: the request's state, below every other file --- */
 /* The request's state, made on first use. */
 clinic_rstate_t *clinic_rstate(request_rec *r);
 /* CLINIC_ROUTE_* of the handler the current per-dir config sets (not cached). */
 int clinic_route_of(request_rec *r);
+
+/* --- authz.c: authentication once per request, Require clinic-claim --- */
 /* Verify the bearer token the first time any phase asks, remembering the
  * answer (CLINIC_AUTHN_*); on success r->user is the ClinicUserClaim. */
 int clinic_authenticate(request_rec *r);
-/* The words of a 401 (bad_token: a token was given) or a 403 in a shape;
- * *code gets the envelope's code. */
-const char *clinic_denial_text(clinic_shape_t shape, int status, int bad_token,
-                               const char **code);
-/* The words of the 503 given while a fetched key set has no keys yet. */
-const char *clinic_keys_unavailable_text(clinic_shape_t shape);
-/* WWW-Authenticate for a 401 into headers t. */
-void clinic_challenge(apr_table_t *t, int bad_token);
 void clinic_authz_register(apr_pool_t *p);
 
-/* --- audit.c: request id and the notes mod_log_config writes --- */
+/* --- audit.c: request id and the notes mod_log_config writes (respond.c
+ * writes CLINIC_NOTE_OUTCOME with every answer) --- */
 #define CLINIC_NOTE_REQUEST_ID  "clinic-request-id"
 #define CLINIC_NOTE_CLIENT_REQUEST_ID "clinic-client-request-id"
 #define CLINIC_NOTE_ROUTE       "clinic-route"
@@ -105,8 +100,8 @@ void clinic_authz_register(apr_pool_t *p);
 #define CLINIC_NOTE_APPOINTMENT "clinic-appointment"
 /* Record a touched record's id (copied) under one of the notes above. */
 void clinic_audit_record(request_rec *r, const char *note, const char *id);
-/* respond.c calls this for every answer it sends, outcome set. */
-void clinic_audit_answer(clinic_req_t *c, const char *text);
+/* A replayed answer (text) names the records its first answer touched. */
+void clinic_audit_replayed(clinic_req_t *c, const char *text);
 void clinic_audit_register(apr_pool_t *p);
 
 /* --- respond.c: every answer goes through here --- */
@@ -119,10 +114,21 @@ char *clinic_json_text(apr_pool_t *p, json_t *body);
 /* An error body in a shape: DRF {"detail": msg} ({"error": msg} for 500)
  * or the envelope with code. A new reference. */
 json_t *clinic_error_json(clinic_shape_t shape, int status, const char *code, const char *msg);
+/* The words of a 401 (bad_token: a token was given) or a 403 in a shape;
+ * *code gets the envelope's code. */
+const char *clinic_denial_text(clinic_shape_t shape, int status, int bad_token,
+                               const char **code);
+/* The words of the 503 given while a fetched key set has no keys yet. */
+const char *clinic_keys_unavailable_text(clinic_shape_t shape);
+/* WWW-Authenticate for a 401 into headers t. */
+void clinic_challenge(apr_table_t *t, int bad_token);
 /* Error in the route's shape: DRF {"detail": msg} or the envelope with code. */
 int clinic_fail(clinic_req_t *c, int status, const char *code, const char *msg);
 /* 500 in the route's shape, logging why (never request data). */
 int clinic_fail_internal(clinic_req_t *c, const char *why);
+/* A failed database step's CLINIC_DB_* (db.h) answered in the route's shape:
+ * 503 when the database is down, else 500. */
+int clinic_db_fail(clinic_req_t *c, int outcome);
 /* Tie a jansson value's lifetime to a pool. Returns v. */
 json_t *clinic_json_pool(apr_pool_t *p, json_t *v);
 

@@ -1044,14 +1044,3 @@ int clinic_db_run(clinic_db_t *db, int (*work)(clinic_db_t *db, void *arg), void
     }
     return rc;
 }
-
-int clinic_db_fail(clinic_req_t *c, int outcome)
-{
-    if (outcome == CLINIC_DB_DOWN)
-        return clinic_fail(c, HTTP_SERVICE_UNAVAILABLE, "DATABASE_UNAVAILABLE",
-                           "The database is unavailable; retry later.");
-    if (outcome == CLINIC_DB_SCHEMA)   /* reachable but the wrong one: logged once */
-        return clinic_fail(c, HTTP_INTERNAL_SERVER_ERROR, "INTERNAL_ERROR",
-                           "Internal server error");
-    return clinic_fail_internal(c, "database statement failed");
-}

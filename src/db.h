@@ -44,8 +44,8 @@ typedef enum {
 #define CLINIC_IDEM_PURGE_BATCH 100
 
 /* Return convention of the database layer: every clinic_db_* function that
- * runs something returns one of these (clinic_db_fail turns one into the
- * request layer's answer, clinic.h). */
+ * runs something returns one of these, and never answers the request: the
+ * route turns one into its answer with clinic_db_fail (respond.c, clinic.h). */
 #define CLINIC_DB_OK    0
 #define CLINIC_DB_DOWN  1    /* unreachable, overloaded, timed out: answer 503 */
 #define CLINIC_DB_ERROR 2    /* anything else: answer 500 */
@@ -93,9 +93,5 @@ int clinic_db_savepoint(clinic_db_t *db, int rollback_to);
  * connection was reset and lost its prepared statements, and nothing can
  * have been written), roll back, re-prepare and run it once more. */
 int clinic_db_run(clinic_db_t *db, int (*work)(clinic_db_t *db, void *arg), void *arg);
-
-/* Answer a failed database step in the route's shape (the request layer's
- * return value, clinic.h). */
-int clinic_db_fail(clinic_req_t *c, int outcome);
 
 #endif

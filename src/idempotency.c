@@ -178,13 +178,16 @@ int clinic_idem_begin(clinic_db_t *db, clinic_idem_t *k)
 int clinic_idem_answer(clinic_req_t *c, const clinic_idem_t *k)
 {
     int drf = c->shape == CLINIC_SHAPE_DRF;
+    const char *body;
 
     switch (k->verdict) {
     case CLINIC_KEY_REPLAY:
         clinic_metric_idem(c->r, CLINIC_IDEM_REPLAYED);
         apr_table_setn(c->r->headers_out, "Idempotent-Replayed", "true");
         c->outcome = drf ? "replayed" : "REPLAYED";
-        return clinic_send_text(c, atoi(k->row.status), k->row.body ? k->row.body : "");
+        body = k->row.body ? k->row.body : "";
+        clinic_audit_replayed(c, body);
+        return clinic_send_text(c, atoi(k->row.status), body);
     case CLINIC_KEY_REUSED:
         clinic_metric_idem(c->r, CLINIC_IDEM_KEY_REUSED);
         return clinic_fail(c, HTTP_UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED",

@@ -1,13 +1,17 @@
 /*
  * Every answer mod_clinic gives: JSON built with jansson, the common
  * headers, and the two error shapes (DRF for /visits, the {success, error,
- * code} envelope for add-and-link) kept in this one place.
+ * code} envelope for add-and-link) with the words of each refusal kept in
+ * this one place. Below every feature: it uses the counters (metrics.c) only.
  */
 #include "clinic.h"
+#include "db.h"
 #include "metrics.h"
 #include "http_protocol.h"
 #include "apr_buckets.h"
 #include "util_filter.h"
+
+#define FORBIDDEN_TEXT "You do not have permission to perform this action"
 
 static apr_status_t json_cleanup(void *v)
 {
@@ -95,7 +99,7 @@ int clinic_send_text(clinic_req_t *c, int status, const char *text)
     else if (!c->outcome)
         c->outcome = status == HTTP_OK ? "LINKED" : "OTHER";
     clinic_metric_outcome(r, c->outcome);
-    clinic_audit_answer(c, text);
+    apr_table_setn(r->notes, CLINIC_NOTE_OUTCOME, c->outcome);
     r->status = status;
     ap_set_content_type(r, "application/json");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
@@ -131,6 +135,34 @@ json_t *clinic_error_json(clinic_shape_t shape, int status, const char *code, co
     return json_pack("{s:s}", "detail", msg);
 }
 
+const char *clinic_keys_unavailable_text(clinic_shape_t shape)
+{
+    return shape == CLINIC_SHAPE_ENVELOPE ? "Token keys are not available yet"
+                                          : "Token keys are not available yet; try again later.";
+}
+
+const char *clinic_denial_text(clinic_shape_t shape, int status, int bad_token,
+                               const char **code)
+{
+    int drf = shape == CLINIC_SHAPE_DRF;
+
+    if (status == HTTP_FORBIDDEN) {
+        *code = "FORBIDDEN";
+        return drf ? FORBIDDEN_TEXT "." : FORBIDDEN_TEXT;
+    }
+    *code = bad_token ? "INVALID_TOKEN" : "AUTH_REQUIRED";
+    if (bad_token)
+        return drf ? "Invalid or expired token." : "Invalid or expired token";
+    return drf ? "Authentication credentials were not provided." : "Missing bearer token";
+}
+
+void clinic_challenge(apr_table_t *t, int bad_token)
+{
+    apr_table_setn(t, "WWW-Authenticate",
+                   bad_token ? "Bearer realm=\"clinic\", error=\"invalid_token\""
+                             : "Bearer realm=\"clinic\"");
+}
+
 int clinic_fail(clinic_req_t *c, int status, const char *code, const char *msg)
 {
     if (c->shape == CLINIC_SHAPE_ENVELOPE)
@@ -145,4 +177,15 @@ int clinic_fail_internal(clinic_req_t *c, const char *why)
     clinic_error(c->r, "internal error: %s", why);
     return clinic_fail(c, HTTP_INTERNAL_SERVER_ERROR, "INTERNAL_ERROR",
                        "Internal server error");
+}
+
+int clinic_db_fail(clinic_req_t *c, int outcome)
+{
+    if (outcome == CLINIC_DB_DOWN)
+        return clinic_fail(c, HTTP_SERVICE_UNAVAILABLE, "DATABASE_UNAVAILABLE",
+                           "The database is unavailable; retry later.");
+    if (outcome == CLINIC_DB_SCHEMA)   /* reachable but the wrong one: logged once */
+        return clinic_fail(c, HTTP_INTERNAL_SERVER_ERROR, "INTERNAL_ERROR",
+                           "Internal server error");
+    return clinic_fail_internal(c, "database statement failed");
 }
