@@ -25,9 +25,8 @@ our @EXPORT_OK = qw(check_uri two_nodes load node_times scenario graceful_stop o
 sub check_uri { $ENV{CLINIC_BALANCER_CHECK} || '/ready' }
 
 # Nodes a and b (Clinic::Stall httpds), each through its own PgBouncer under
-# $dir; $o{a}, $o{b}: more for that node: extra (configuration lines), later
-# (made, not started: ->start('/static.txt') starts it). Returns
-# (\%pgbouncer, \%node).
+# $dir; $o{a}, $o{b}: more for that node: extra (configuration lines).
+# Returns (\%pgbouncer, \%node).
 sub two_nodes {
     my ($dir, %o) = @_;
     my $pg = bless { dir => $ENV{CLINIC_PGDATA}, port => 5432 }, 'Clinic::PgCluster';
@@ -36,7 +35,7 @@ sub two_nodes {
         my %more = %{ $o{$n} // {} };
         $pgb{$n} = Clinic::PgBouncer->new(dir => "$dir/pgb-$n", cluster => $pg)->start;
         $node{$n} = stall_httpd(driver => 'pgsql', threads => 8, dbd_max => 4, waiting => 2,
-                                timeout => 3, later => $more{later},
+                                timeout => 3,
                                 extra => "GracefulShutdownTimeout 15\n" . ($more{extra} // ''),
                                 params => 'host=127.0.0.1 port=' . $pgb{$n}->port
                                         . ' dbname=clinic connect_timeout=2');

@@ -22,8 +22,7 @@ our @EXPORT_OK = qw(stall_httpd pg_pids pg_freeze pg_thaw prober metric visit_lo
 
 # An httpd: ThreadsPerChild threads in one child; %o: threads, dbd_max,
 # timeout (ClinicDBTimeout), waiting (ClinicDBMaxWaiting), params, driver,
-# extra (lines at the end), later (configured, not started: the caller
-# calls ->start('/static.txt')). /live and /ready are the health handlers.
+# extra (lines at the end). /live and /ready are the health handlers.
 sub stall_httpd {
     my (%o) = @_;
     my $h = Clinic::Httpd->new;
@@ -81,7 +80,7 @@ $waiting<Location "/visits">
 </Location>
 @{[ $o{extra} // '' ]}
 CONF
-    $h->start('/static.txt') unless $o{later};
+    $h->start('/static.txt');
     return $h;
 }
 
