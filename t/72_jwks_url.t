@@ -17,53 +17,25 @@ use Time::HiRes ();
 use lib 't/lib';
 use Clinic::Test;
 use Clinic::Httpd;
+use Clinic::Provider qw(run_quiet);
 
 my ($httpd, $moddir, $module, $keys) = own_httpd_env();
 plan skip_all => "no mod_ssl in $moddir" unless -f "$moddir/mod_ssl.so";
 
 my $json = JSON::PP->new->canonical;
 my $dir = File::Temp::tempdir('clinic-jwks-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{CLINIC_TEST_KEEP});
-my $P = Clinic::Httpd->new;   # the provider
+my $P = Clinic::Provider->new("$dir/pki");   # the provider (with a test CA and another CA)
 my $C = Clinic::Httpd->new;   # the clinic
 my ($pport, $cport, $pd, $cd) = ($P->port, $C->port, $P->dir, $C->dir);
 my $base = "https://localhost:$pport";
 my $issuer = "$base/realms/t";
 
-sub write_file {
-    my ($path, $text) = @_;
-    open(my $fh, '>', "$path.new") or die "$path: $!";
-    print $fh $text;
-    close $fh or die "$path: $!";
-    rename("$path.new", $path) or die "$path: $!";
-}
 sub slurp {
     my ($path) = @_;
     open(my $fh, '<', $path) or return '';
     local $/;
     return <$fh>;
 }
-sub run_quiet {
-    my (@cmd) = @_;
-    my $out = `@{[ join ' ', map { quotemeta } @cmd ]} 2>&1`;
-    die "@cmd: $out" if $?;
-    return $out;
-}
-
-# ---- a test CA, a server certificate for "localhost" only, another CA ----
-for my $ca ('ca', 'other-ca') {
-    run_quiet('openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
-              '-nodes', '-keyout', "$dir/$ca.key", '-out', "$dir/$ca.pem", '-days', '2',
-              '-subj', "/CN=clinic test $ca", '-addext', 'basicConstraints=critical,CA:TRUE',
-              '-addext', 'keyUsage=critical,keyCertSign');
-}
-write_file("$dir/srv.ext", "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n"
-                         . "extendedKeyUsage=serverAuth\n");
-run_quiet('openssl', 'req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-          '-keyout', "$dir/srv.key", '-out', "$dir/srv.csr", '-subj', '/CN=localhost');
-run_quiet('openssl', 'x509', '-req', '-in', "$dir/srv.csr", '-CA', "$dir/ca.pem", '-CAkey',
-          "$dir/ca.key", '-CAcreateserial', '-out', "$dir/srv.pem", '-days', '2', '-extfile',
-          "$dir/srv.ext");
-
 # ---- the documents: JWKS of kid k1 (rsa) and k2 (rsa2) ----
 my %jwks;
 $jwks{k1} = run_quiet($ENV{CLINIC_MKJWT}, 'jwks', '--kid', 'k1', '--alg', 'RS256',
@@ -73,38 +45,14 @@ $jwks{k2} = run_quiet($ENV{CLINIC_MKJWT}, 'jwks', '--kid', 'k2', '--alg', 'RS256
 $jwks{both} = run_quiet($ENV{CLINIC_MKJWT}, 'jwks', '--kid', 'k1', '--alg', 'RS256',
                         "$keys/rsa-public.pem", '--kid', 'k2', '--alg', 'RS256',
                         "$keys/rsa2-public.pem");
-my $docs = "$pd/htdocs";
-mkdir $_ for $docs, map { "$docs/$_" } qw(u k ca o realms realms/t realms/t/.well-known);
-sub serve { my ($path, $text) = @_; write_file("$docs/$path", $text) }
+my $docs = $P->docs;
+sub serve { $P->serve(@_) }
 serve('u/jwks.json', $jwks{k1});
 serve('k/jwks.json', $jwks{k1});
 serve('ca/jwks.json', $jwks{k1});
 serve('o/jwks.json', $jwks{k1});
 serve('realms/t/.well-known/openid-configuration',
       $json->encode({ issuer => $issuer, jwks_uri => "$base/o/jwks.json" }));
-
-# ---- the provider ----
-$P->write_conf(<<"CONF");
-LoadModule mime_module "$moddir/mod_mime.so"
-LoadModule ssl_module "$moddir/mod_ssl.so"
-StartServers 1
-ServerLimit 1
-ThreadsPerChild 8
-MaxRequestWorkers 8
-MinSpareThreads 1
-MaxSpareThreads 8
-SSLEngine on
-SSLCertificateFile "$dir/srv.pem"
-SSLCertificateKeyFile "$dir/srv.key"
-DocumentRoot "$docs"
-TypesConfig /dev/null
-AddType application/json .json
-LogFormat "%r %>s" fetch
-CustomLog "$pd/access_log" fetch
-<Directory "$docs">
-    Require all granted
-</Directory>
-CONF
 
 # ---- the clinic: one child process ----
 # The tokens here carry no aud (any audience, said explicitly); a JWKS URL's Locations take
@@ -138,7 +86,7 @@ MaxSpareThreads 16
 DBDriver $ENV{CLINIC_DBD_DRIVER}
 DBDParams "$ENV{CLINIC_DBD_PARAMS}"
 DBDMin 0
-ClinicTLSCAFile "$dir/ca.pem"
+ClinicTLSCAFile "@{[ $P->ca_file ]}"
 ClinicJWKSCacheDir "$cd/kept"
 ClinicJWTAudience *
 <Location "/clinic-metrics">
@@ -149,12 +97,12 @@ CONF
     clinic_loc('o', "ClinicOIDCIssuer $issuer", 'ClinicJWKSRefresh 1'),
     clinic_loc('k', "ClinicJWKSURL $base/k/jwks.json", @any),
     clinic_loc('ca', "ClinicJWKSURL $base/ca/jwks.json", 'ClinicJWKSRefresh 1',
-               "ClinicTLSCAFile \"$dir/other-ca.pem\"", @any),
+               "ClinicTLSCAFile \"" . $P->other_ca_file . "\"", @any),
     clinic_loc('host', "ClinicJWKSURL https://127.0.0.1:$pport/u/jwks.json", 'ClinicJWKSRefresh 1', @any),
     clinic_loc('never', "ClinicJWKSURL $base/never/jwks.json", 'ClinicJWKSRefresh 1', @any)));
 
 sub start { my ($h) = @_; eval { $h->start; 1 } or BAIL_OUT("$@") }
-start($P);
+start($P->httpd);
 start($C);
 my $cpid = $C->pid;
 

@@ -10,7 +10,8 @@ use warnings FATAL => 'all';
 
 use Test::More;
 use File::Temp ();
-use HTTP::Tiny ();
+use HTTP::Request ();
+use LWP::UserAgent ();
 use IO::Socket::INET ();
 use JSON::PP ();
 use DBI ();
@@ -22,13 +23,20 @@ use Clinic::Stall qw(stall_httpd pg_freeze pg_thaw metric);
 plan skip_all => 'PostgreSQL only' unless db_kind() eq 'pgsql';
 own_httpd_env();
 
-my $ua = HTTP::Tiny->new(timeout => 20, keep_alive => 0);
+my $ua = LWP::UserAgent->new(timeout => 20, keep_alive => 0);
 my %base = (driver => 'pgsql', threads => 8, dbd_max => 4, waiting => 2, timeout => 5);
 my $ready_body = '{"status":"ready","checks":{"database":{"state":"ok"},'
     . '"schema":{"state":"ok","needed":3,"found":3},"keys":{"state":"ok","loaded":0,"expected":0},'
     . '"running":{"state":"ok"}}}';
 
-sub get  { my ($h, $p) = @_; return $ua->get($h->url($p)) }
+# Through LWP, so that each answer is checked against openapi/clinic.yaml (Clinic::OpenAPI).
+sub req {
+    my ($method, $url) = @_;
+    my $res = $ua->request(HTTP::Request->new($method => $url));
+    return { status => $res->code, content => $res->content,
+             headers => { map { (lc($_) => scalar $res->header($_)) } $res->header_field_names } };
+}
+sub get  { my ($h, $p) = @_; return req('GET', $h->url($p)) }
 sub body { my ($res) = @_; return JSON::PP::decode_json($res->{content}) }
 
 my $h = stall_httpd(%base, params => $ENV{CLINIC_DBD_PARAMS},
@@ -39,10 +47,10 @@ my $live = get($h, '/live');
 is($live->{status}, 200, 'live: 200');
 is($live->{content}, '{"status":"live"}', 'live: its body');
 is($live->{headers}{'cache-control'}, 'no-store', 'live: Cache-Control: no-store');
-my $head = $ua->request('HEAD', $h->url('/live'));
+my $head = req('HEAD', $h->url('/live'));
 is($head->{status}, 200, 'HEAD live: 200');
 is($head->{content} // '', '', 'HEAD live: no body');
-my $post = $ua->request('POST', $h->url('/ready'));
+my $post = req('POST', $h->url('/ready'));
 is($post->{status}, 405, 'POST ready: 405');
 is($post->{headers}{allow}, 'GET, HEAD', 'POST ready: Allow: GET, HEAD');
 
@@ -52,7 +60,7 @@ is($ready->{status}, 200, 'ready: 200');
 is($ready->{content}, $ready_body, 'ready: each check named, ok');
 is($ready->{headers}{'cache-control'}, 'no-store', 'ready: Cache-Control: no-store');
 is($ready->{headers}{'content-type'}, 'application/json', 'ready: JSON');
-$head = $ua->request('HEAD', $h->url('/ready'));
+$head = req('HEAD', $h->url('/ready'));
 is($head->{status}, 200, 'HEAD ready: 200');
 is($head->{content} // '', '', 'HEAD ready: no body');
 
@@ -119,6 +127,7 @@ my $new = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $h->port, T
 ok(!$new, 'stopping: no new connection is accepted');
 print $sock "Host: localhost\r\nConnection: close\r\n\r\n";
 my $raw = do { local $/; <$sock> } // '';
+Clinic::OpenAPI::record_raw("GET /ready HTTP/1.1\r\n", $raw);
 like($raw, qr{^HTTP/1\.1 503 }, 'stopping: ready 503 on a request in flight');
 like($raw, qr/^Retry-After: 5\r$/m, 'stopping: Retry-After');
 like($raw, qr/"running":\{"state":"fail","detail":"stopping"\}/, 'stopping: the running check fails');

@@ -8,20 +8,26 @@
 # after that window, and sends node a work again by itself once its
 # PgBouncer is back. Then a graceful stop of node b: no error through the
 # front. The take-out and come-back times are printed (FARM.md).
+#
+# Before that, node a is started while its keys provider (an HTTPS httpd with
+# a test CA, t/lib/Clinic/Provider.pm) is down and no fetched document is
+# kept; once the front has checked it, under load on a route that needs those keys, the front sends node a
+# no request (node b, with a key file, serves them all), then the provider
+# comes up, node a fetches the keys (ClinicJWKSRefresh 1) and is sent work
+# again by itself; the come-back time is printed.
+#
+# CLINIC_BALANCER_CHECK=/live probes /live instead of /ready: the tests fail.
 use strict;
 use warnings FATAL => 'all';
 
 use Test::More;
 use File::Temp ();
-use HTTP::Tiny ();
-use POSIX ();
-use Time::HiRes qw(time sleep);
 use lib 't/lib';
 use Clinic::Test;
 use Clinic::Httpd;
-use Clinic::PgBouncer;
-use Clinic::PgCluster ();
-use Clinic::Stall qw(stall_httpd);
+use Clinic::Provider qw(run_quiet);
+use Clinic::Balancer qw(check_uri two_nodes outages load node_times);
+use Time::HiRes qw(time sleep);
 
 plan skip_all => 'PostgreSQL only' unless db_kind() eq 'pgsql';
 own_httpd_env();
@@ -29,21 +35,28 @@ my $m = $ENV{CLINIC_MODDIR};
 plan skip_all => 'no mod_proxy_hcheck' unless -f "$m/mod_proxy_hcheck.so";
 
 my $dir = File::Temp::tempdir('clinic-balancer-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{CLINIC_TEST_KEEP});
-my $pg = bless { dir => $ENV{CLINIC_PGDATA}, port => 5432 }, 'Clinic::PgCluster';
-my (%pgb, %node);
-for my $n (qw(a b)) {
-    $pgb{$n} = Clinic::PgBouncer->new(dir => "$dir/pgb-$n", cluster => $pg)->start;
-    $node{$n} = stall_httpd(driver => 'pgsql', threads => 8, dbd_max => 4, waiting => 2,
-                            timeout => 3, extra => "GracefulShutdownTimeout 15\n",
-                            params => 'host=127.0.0.1 port=' . $pgb{$n}->port
-                                    . ' dbname=clinic connect_timeout=2');
-}
+my $k = $ENV{CLINIC_KEYS};
+my $prov = Clinic::Provider->new("$dir/pki");   # started once node a runs without it
+$prov->serve('jwks.json', run_quiet($ENV{CLINIC_MKJWT}, 'jwks', '--kid', 'k1', '--alg', 'RS256',
+                                    "$k/rsa-public.pem"));
+my $remote = sub {
+    my (@keys) = @_;
+    return qq(<Location "/remote/visits">\n    SetHandler clinic-visits\n    ClinicJWTAlgorithm RS256\n)
+         . join('', map { "    $_\n" } @keys, 'ClinicJWTIssuer *', 'ClinicJWTAudience *')
+         . "</Location>\n";
+};
+my ($pgb, $node) = two_nodes($dir,
+    a => { extra => $remote->('ClinicJWKSURL ' . $prov->base . '/jwks.json',
+                                          'ClinicJWKSRefresh 1',
+                                          'ClinicTLSCAFile "' . $prov->ca_file . '"',
+                                          qq(ClinicJWKSCacheDir "$dir/kept")) },
+    b => { extra => $remote->(qq(ClinicJWTKeyFile "$k/rsa-public.pem")) });
 my $front = Clinic::Httpd->new;
 my $fd = $front->dir;
 my $member = sub {
     my ($n) = @_;
-    return qq(    BalancerMember "http://127.0.0.1:) . $node{$n}->port . qq(" route=$n )
-         . "connectiontimeout=1 retry=1 timeout=10 hcmethod=GET hcuri=/ready hcinterval=1 "
+    return qq(    BalancerMember "http://127.0.0.1:) . $node->{$n}->port . qq(" route=$n )
+         . "connectiontimeout=1 retry=1 timeout=10 hcmethod=GET hcuri=" . check_uri() . " hcinterval=1 "
          . "hcfails=2 hcpasses=2\n";
 };
 $front->write_conf(<<"CONF" . join('', map { $member->($_) } qw(a b)) . <<"CONF2");
@@ -64,89 +77,32 @@ CONF
     ProxySet lbmethod=byrequests maxattempts=1 forcerecovery=On
 </Proxy>
 ProxyPass "/visits" "balancer://clinic/visits"
+ProxyPass "/remote/visits" "balancer://clinic/remote/visits"
 CONF2
 $front->start('/visits');
 
-my $tok = token(claims => { sub => 'balancer', userId => 'doc-balancer' }, exp_in => 3600);
-my $ua = HTTP::Tiny->new(timeout => 20, keep_alive => 0);
-my $run = "$$-" . int(time);
-my @log;   # [start, status, seconds]
-my $stop_at;
+my %claims = (claims => { sub => 'balancer', userId => 'doc-balancer' }, exp_in => 3600);
+my $tok = token(%claims);
 
-# Load through the front from forked clients, each logging "start status seconds".
-sub load {
-    my ($secs) = @_;
-    my @kids;
-    for my $c (1 .. 8) {
-        my $pid = fork // die "fork: $!";
-        if (!$pid) {
-            open(my $fh, '>', "$dir/load-$c") or POSIX::_exit(1);
-            $fh->autoflush(1);
-            my $end = time + $secs;
-            for (my $i = 0; time < $end; $i++) {
-                my $t0 = time;
-                my $res = $ua->request('POST', $front->url('/visits'), {
-                    headers => { Authorization => "Bearer $tok", 'Content-Type' => 'application/json',
-                                 'Idempotency-Key' => "bal-$run-$c-$i-" . int($t0 * 1000) },
-                    content => qq({"patient": 1750, "status": "balancer"}) });
-                printf $fh "%.3f %d %.3f\n", $t0, $res->{status}, time - $t0;
-                sleep 0.05;
-            }
-            POSIX::_exit(0);
-        }
-        push @kids, $pid;
-    }
-    return sub {
-        waitpid($_, 0) for @kids;
-        return map { open(my $fh, '<', $_) or die; map { [split ' '] } <$fh> } glob("$dir/load-*");
-    };
-}
-
-# Node a's requests in its access log (the first column is the time).
-sub node_times {
-    my ($n) = @_;
-    open(my $fh, '<', $node{$n}->dir . '/access_log') or return ();
-    return map { /^(\S+) \S+ \d+ POST \/visits/ ? $1 : () } <$fh>;
-}
-
-sub scenario {
-    my ($name, $break, $mend) = @_;
-    my $wait = load(24);
-    sleep 4;
-    my $broke = time;
-    $break->();
-    sleep 10;
-    my $mended = time;
-    $mend->();
-    my @all = $wait->();
-    my @after = grep { $_->[0] > $broke } @all;
-    my @bad = grep { $_->[1] != 200 } @after;
-    my $last_bad = @bad ? (sort { $b <=> $a } map { $_->[0] + $_->[2] } @bad)[0] - $broke : 0;
-    my @a_after = grep { $_ > $broke + 8 && $_ < $mended } node_times('a');
-    my ($back) = sort { $a <=> $b } grep { $_ > $mended } node_times('a');
-    my $window = 1 * 2 + 3 + 1;   # hcinterval x hcfails, the probe's deadline, a margin
-    cmp_ok($last_bad, '<=', $window,
-           sprintf('%s: the last error through the front %.1f s after the break (%d errors of %d)',
-                   $name, $last_bad, scalar @bad, scalar @after));
-    is(scalar @a_after, 0, "$name: node a gets no request once out");
-    ok(defined $back, sprintf('%s: node a back in rotation %.1f s after its PgBouncer was',
-                              $name, defined $back ? $back - $mended : -1));
-    cmp_ok(scalar(grep { $_->[0] > $broke + $window && $_->[1] != 200 } @all), '==', 0,
-           "$name: nothing but 200 after the window");
-    diag(sprintf('%s: take-out %.1f s, come-back %.1f s', $name, $last_bad,
-                 defined $back ? $back - $mended : -1));
-}
-
-scenario('PgBouncer stopped', sub { $pgb{a}->stop }, sub { $pgb{a}->start });
-scenario('PgBouncer frozen', sub { kill 'STOP', $pgb{a}{pid} }, sub { kill 'CONT', $pgb{a}{pid} });
-
-# --- a graceful stop of node b under load: no error through the front ---
-my $wait = load(10);
-sleep 3;
-kill 'WINCH', $node{b}->pid or die "WINCH: $!";
+# ---- node a started while its keys provider is unreachable ----
+sleep 3;   # the front's first checks (hcinterval x hcfails) have found node a not ready
+my $wait = load($dir, $front->url('/remote/visits'), token(%claims, kid => 'k1'), 22);
+my $ready = $node->{a}->ua->get($node->{a}->url('/ready'));
+is($ready->code, 503, 'node a started without its keys provider: /ready 503');
+like($ready->content, qr/"keys":\{"state":"fail","loaded":0,"expected":1\}/, 'node a: its keys not loaded');
+sleep 7;
+my $up = time;
+$prov->start;
 my @all = $wait->();
-my @bad = grep { $_->[1] != 200 } @all;
-is(scalar @bad, 0, sprintf('graceful stop of node b: %d requests, no error through the front',
-                           scalar @all));
+is(scalar(grep { $_->[1] != 200 } @all), 0,
+   sprintf('keys provider down, then up: %d requests through the front, no error', scalar @all));
+is(scalar(grep { $_ < $up } node_times($node->{a})), 0, 'node a gets no request before its keys');
+my ($back) = sort { $a <=> $b } grep { $_ > $up } node_times($node->{a});
+ok(defined $back, sprintf('node a in rotation %.1f s after its keys provider came up',
+                          defined $back ? $back - $up : -1));
+diag(sprintf('keys provider up: node a come-back %.1f s', defined $back ? $back - $up : -1));
+
+outages(dir => $dir, url => $front->url('/visits'), token => $tok, pgb => $pgb, nodes => $node,
+        window => 1 * 2 + 3 + 1);   # hcinterval x hcfails, the probe's deadline, a margin
 
 done_testing();
