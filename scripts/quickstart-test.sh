@@ -183,6 +183,7 @@ run_flavour() {
 }
 
 check "clinic-mkjwt --help names itself" mkjwt_named || true
+check "the quick start is installed with the package" test -f "/usr/share/doc/$pkg/quickstart.md.gz" || true
 for f in "${@:-sqlite pgsql}"; do
     for one in $f; do run_flavour "$one"; done
 done
