@@ -31,6 +31,10 @@ UNIT_SAN = $(SANITIZE)
 endif
 comma := ,
 
+# The version, in one place: debian/changelog's first entry, for apxs and the package
+# build alike (clinic_build_info{version}).
+CLINIC_VERSION := $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)
+
 # src/core/: the httpd-free core, one static library linked by the module, the
 # unit tests, the fuzz targets and tools/. Compiled without httpd's or APR's
 # include paths: an httpd header there fails the build.
@@ -56,7 +60,8 @@ TOOL_LIBS   = $(CORE_LIB) -ljwt $(CORE_LIBS)
 
 # Rebuild everything when the sanitizer setting changes (same output names).
 .build-flags: FORCE
-	@echo 'ASAN=$(filter 1,$(ASAN))' | cmp -s - $@ || echo 'ASAN=$(filter 1,$(ASAN))' > $@
+	@echo 'ASAN=$(filter 1,$(ASAN)) VERSION=$(CLINIC_VERSION)' | cmp -s - $@ || \
+	    echo 'ASAN=$(filter 1,$(ASAN)) VERSION=$(CLINIC_VERSION)' > $@
 
 all: mod_clinic.so tools/mkjwt tools/verifybench $(UNIT_TESTS)
 
@@ -71,7 +76,7 @@ $(CORE_LIB): $(CORE_OBJ)
 mod_clinic.so: mod_clinic.c $(GLUE_SRC) $(GLUE_HDR) $(CORE_HDR) $(CORE_LIB) .build-flags
 	@echo "apxs -c mod_clinic.c src/*.c $(CORE_LIB) (log: build.log)"
 	@$(APXS) -c -n clinic -o mod_clinic.la -Wc,-std=gnu99 -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql) $(addprefix -Wc$(comma),$(WARN)) \
-	    $(APXS_SAN) -Isrc -Isrc/core mod_clinic.c $(GLUE_SRC) $(CORE_LIB) $(LIBS) > build.log 2>&1 || { cat build.log; exit 1; }
+	    $(APXS_SAN) -Wc,-DCLINIC_VERSION='\"$(CLINIC_VERSION)\"' -Isrc -Isrc/core mod_clinic.c $(GLUE_SRC) $(CORE_LIB) $(LIBS) > build.log 2>&1 || { cat build.log; exit 1; }
 	@grep -E 'warning:|error:' build.log || true
 	@cp .libs/mod_clinic.so $@.tmp && mv -f $@.tmp $@   # never rewrite a loaded .so in place
 

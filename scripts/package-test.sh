@@ -160,6 +160,7 @@ for _ in $(seq 50); do [ -f /var/run/apache2/apache2.pid ] || break; sleep 0.1; 
 started=
 a2dissite -q "$site" >/dev/null
 rm -f "$site_conf" "/var/lib/apache2/site/disabled_by_admin/$site"   # a2dissite's marker: ours, not the package's
+"$top/scripts/quickstart-test.sh" && passed=$((passed + 1)) || failed=$((failed + 1))   # docs/quickstart.md, as written
 
 # --- remove, purge: the machine as before ---
 ok "apt-get remove" env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq -o DPkg::Lock::Timeout=300 "$pkg"

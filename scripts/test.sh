@@ -35,6 +35,8 @@ cp "$top/mod_clinic.so" "$top/tools/mkjwt" "$top/scripts/httpd-asan" "$work/"
 rm -rf "$work/t/unit" "$work/t/farm" "$work/t/failover"   # make farm, make failover run those
 # The OpenAPI document and its checker (t/lib/Clinic/OpenAPI.pm); node_modules from `make openapi-deps`.
 cp -r "$top/openapi" "$work/"
+# The documents t/03_docs.t reads.
+cp "$top"/*.md "$work/" && cp -r "$top/docs" "$top/debian" "$work/"
 
 # Real keys, made fresh for every run.
 keys="$work/keys"

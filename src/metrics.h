@@ -16,8 +16,9 @@
 #include "httpd.h"
 #include "http_config.h"
 
+/* The version: the Makefile passes it from debian/changelog's first entry. */
 #ifndef CLINIC_VERSION
-#define CLINIC_VERSION "0.1.0"
+#error "CLINIC_VERSION is not defined: build with the Makefile (make mod_clinic.so)"
 #endif
 
 #define CLINIC_HANDLER_METRICS "clinic-metrics"

@@ -27,18 +27,21 @@
 #include "b64url.h"
 #include "dpop.h"
 
-#define USAGE                                                                              \
-    "usage: mkjwt sign --alg ALG --key FILE [--kid KID] [--claims JSON] [--exp-in SECONDS]\n" \
-    "                  [--no-exp] [--iat-now]\n"                                          \
-    "       mkjwt jwks [--kid KID] [--alg ALG] PUBFILE [[--kid KID] [--alg ALG] PUBFILE ...]\n" \
-    "       mkjwt jws --alg RS256|ES256 --key FILE --header JSON --claims JSON [--count N]\n"  \
-    "       mkjwt jwk PUBFILE | mkjwt jkt PUBFILE\n"
+/* %1$s: the name the tool was invoked as (clinic-mkjwt once installed by the package). */
+#define USAGE                                                                                 \
+    "usage: %1$s sign --alg ALG --key FILE [--kid KID] [--claims JSON] [--exp-in SECONDS]\n"    \
+    "                  [--no-exp] [--iat-now]\n"                                             \
+    "       %1$s jwks [--kid KID] [--alg ALG] PUBFILE [[--kid KID] [--alg ALG] PUBFILE ...]\n"  \
+    "       %1$s jws --alg RS256|ES256 --key FILE --header JSON --claims JSON [--count N]\n"   \
+    "       %1$s jwk PUBFILE | %1$s jkt PUBFILE\n"
+
+static const char *progname = "mkjwt";
 
 static int fail(const char *fmt, ...)
 {
     va_list ap;
 
-    fputs("mkjwt: ", stderr);
+    fprintf(stderr, "%s: ", progname);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -48,7 +51,7 @@ static int fail(const char *fmt, ...)
 
 static int usage(void)
 {
-    fputs(USAGE, stderr);
+    fprintf(stderr, USAGE, progname);
     return 2;
 }
 
@@ -393,8 +396,12 @@ static int cmd_jws(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    const char *slash = argc > 0 ? strrchr(argv[0], '/') : NULL;
+
+    if (argc > 0 && argv[0][0])
+        progname = slash ? slash + 1 : argv[0];
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        fputs(HELP, stdout);
+        printf(HELP, progname);
         return 0;
     }
     if (argc >= 2 && !strcmp(argv[1], "sign"))
