@@ -84,19 +84,17 @@ cleanup() {
     for d in $state_dirs; do grep -qx "$d" "$work/dirs-before.txt" 2>/dev/null || rmdir "$d" 2>/dev/null; done
     rm -rf "$work"
 }
+# --- the machine before: refused before the cleanup is set, so that a refusal undoes nothing ---
+refuse() { echo "package-test: $1; not touching it" >&2; rm -rf "$work"; exit 1; }
+not_installed || refuse "$pkg is installed already"
+[ ! -e /etc/apache2/mods-available/clinic.load ] ||
+    refuse "/etc/apache2/mods-available/clinic.load exists (make install?)"
+if [ -f /var/run/apache2/apache2.pid ] && kill -0 "$(cat /var/run/apache2/apache2.pid)" 2>/dev/null; then
+    refuse "the stock Apache is running"
+fi
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# --- the machine before ---
-if ! not_installed; then echo "package-test: $pkg is installed already; not touching it" >&2; exit 1; fi
-if [ -e /etc/apache2/mods-available/clinic.load ]; then
-    echo "package-test: /etc/apache2/mods-available/clinic.load exists (make install?); not touching it" >&2
-    exit 1
-fi
-if [ -f /var/run/apache2/apache2.pid ] && kill -0 "$(cat /var/run/apache2/apache2.pid)" 2>/dev/null; then
-    echo "package-test: the stock Apache is running; not touching it" >&2
-    exit 1
-fi
 ok "configtest passes before installing" configtest
 [ -e /etc/apache2/mods-enabled/dbd.load ] && dbd_before=yes || dbd_before=no
 snapshot > "$work/before.txt"
