@@ -112,8 +112,10 @@ conffiles() { dpkg-query -W -f='${Conffiles}\n' "$pkg" | awk 'NF { print $1 }' |
 ok "clinic.load and clinic.conf are conffiles" \
     test "$(conffiles)" = "/etc/apache2/mods-available/clinic.conf /etc/apache2/mods-available/clinic.load "
 ok "schemas in /usr/share/$pkg/sql" test -f "/usr/share/$pkg/sql/schema-sqlite.sql" -a -f "/usr/share/$pkg/sql/schema-pgsql.sql"
-ok "README and the OpenAPI document in /usr/share/doc/$pkg" \
-    test -f "/usr/share/doc/$pkg/README.md.gz" -a -f "/usr/share/doc/$pkg/clinic.yaml"
+ok "README, the docs pages and the OpenAPI document in /usr/share/doc/$pkg" \
+    test -f "/usr/share/doc/$pkg/README.md.gz" -a -f "/usr/share/doc/$pkg/clinic.yaml" \
+        -a -f "/usr/share/doc/$pkg/directives.md.gz" -a -f "/usr/share/doc/$pkg/operations.md.gz" \
+        -a -f "/usr/share/doc/$pkg/security.md.gz" -a -f "/usr/share/doc/$pkg/contributing.md.gz"
 ok "the Prometheus alerts example in /usr/share/doc/$pkg/examples" \
     test -f "/usr/share/doc/$pkg/examples/clinic-alerts.yml"
 ok "clinic-mkjwt --help" grep -q '^usage: ' <(clinic-mkjwt --help)

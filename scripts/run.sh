@@ -44,7 +44,7 @@ if [ ! -f "$run/clinic.db" ]; then
     sqlite3 "$run/clinic.db" < "$top/sql/demo-data.sql"
     echo "run: created $run/clinic.db from sql/schema-sqlite.sql and sql/demo-data.sql"
 fi
-# A database made by an older make run: bring it up to date (README: Upgrading the schema).
+# A database made by an older make run: bring it up to date (docs/operations.md: Upgrading the schema).
 v=$(sqlite3 "$run/clinic.db" "SELECT max(version) FROM clinic_schema" 2>/dev/null || echo 1)
 n=$((${v:-1} + 1))
 while [ -f "$top/sql/upgrade/sqlite-$n.sql" ]; do

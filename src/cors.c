@@ -13,7 +13,7 @@
  *    with every answer the module gives. They are set at header_parser time
  *    already (clinic_cors_early), so that answers httpd gives itself after
  *    the location walk -- a `Require` that denies, before the handler --
- *    carry them too (README: what is not covered).
+ *    carry them too (docs/security.md, "Browser front ends": what is not covered).
  *
  * Unset (or `none`): nothing here runs, not even Vary.
  */

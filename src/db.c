@@ -267,7 +267,7 @@ static int report_version(clinic_db_t *db, int version, int no_table)
     }
     clinic_rlog(db->r, level, 0,
                 "the database schema is version %d%s and mod_clinic needs version "
-                "%d: apply sql/upgrade/%s-%d.sql%s (README: Upgrading the schema); until "
+                "%d: apply sql/upgrade/%s-%d.sql%s (docs/operations.md: Upgrading the schema); until "
                 "then requests answer 500", version,
                 no_table ? " (no clinic_schema table)" : "", CLINIC_SCHEMA_VERSION,
                 k, version + 1,

@@ -34,7 +34,7 @@ typedef enum {
 
 /* The clinic_schema version the module's SQL needs. A new version adds
  * sql/upgrade/<pgsql|sqlite>-N.sql and raises this and the INSERT at the end
- * of both sql/schema-*.sql (README: Upgrading the schema). */
+ * of both sql/schema-*.sql (docs/operations.md: Upgrading the schema). */
 #define CLINIC_SCHEMA_VERSION 3
 
 /* Expired DPoP jti rows deleted by one statement at most. */

@@ -1,5 +1,5 @@
 /*
- * Every wait on the database bounded; see dbwait.h and README "Every wait
+ * Every wait on the database bounded; see dbwait.h and docs/operations.md "Every wait
  * bounded".
  *
  * One request's database work has one deadline: ClinicDBTimeout seconds
@@ -291,7 +291,7 @@ int clinic_wait_check_config(apr_pool_t *p, server_rec *s)
                      "DBDMax %d plus ClinicDBMaxWaiting %d is not below ThreadsPerChild %d: "
                      "a database that stops answering can hold every worker of a process "
                      "for ClinicDBTimeout (%ld s), and nothing else is served meanwhile; "
-                     "lower DBDMax or ClinicDBMaxWaiting (README: Every wait bounded)",
+                     "lower DBDMax or ClinicDBMaxWaiting (docs/operations.md: Every wait bounded)",
                      main_gate->capacity, max_waiting, threads, timeout_sec);
     return OK;
 }

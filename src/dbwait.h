@@ -1,5 +1,5 @@
 /*
- * Every wait on the database bounded (docs/API.md §8, README "Every wait
+ * Every wait on the database bounded (docs/API.md §8, docs/operations.md "Every wait
  * bounded"): the deadline of one request's database work, the gate in
  * front of mod_dbd's pool and the watchdog that cuts an overdue statement.
  *

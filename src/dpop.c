@@ -14,7 +14,7 @@
  * The proof's jti is recorded in the database (dpop_jtis) by the handler,
  * before the route's own work: the table every node of a farm shares, so a
  * proof replayed on another node is refused too. Server-provided nonces
- * (RFC 9449 §8) are not used: README says why and what stands in for them.
+ * (RFC 9449 §8) are not used: docs/security.md says why and what stands in for them.
  */
 #include "clinic.h"
 #include "datetime.h"

@@ -1,6 +1,6 @@
 /*
  * Prometheus metrics and the mod_status section; see metrics.h for the
- * design and README "Metrics" for the series.
+ * design and docs/operations.md "Metrics" for the series.
  *
  * Every label value is from a fixed table below, so the segment's size is
  * known at start-up: a label the tables do not know (an outcome word added

@@ -1,5 +1,5 @@
 /*
- * Prometheus metrics and the mod_status section (README "Metrics").
+ * Prometheus metrics and the mod_status section (docs/operations.md "Metrics").
  *
  * Counters live in one shared-memory segment made in the parent at
  * post_config: a header, then one block of counters per slot. A process adds

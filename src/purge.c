@@ -1,5 +1,5 @@
 /*
- * Expired Idempotency-Key rows go away by themselves (README: Idempotent
+ * Expired Idempotency-Key rows go away by themselves (docs/operations.md: Idempotent
  * retries). After a request's answer has been sent (log_transaction), on
  * the database session the request used: a cheap read first (is anything
  * expired?), then at most one DELETE of CLINIC_IDEM_PURGE_BATCH rows picked

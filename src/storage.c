@@ -10,7 +10,7 @@
  * as mod_proxy does for proxied requests: httpd then re-runs the location
  * walk (its cached result) and the <If> walk over the server defaults, so
  * server-level and <Location>/<LocationMatch>/<If> settings apply, while
- * <Directory>, <Files> and .htaccess never do (README: "No file system
+ * <Directory>, <Files> and .htaccess never do (docs/operations.md: "No file system
  * work").
  *
  * The per_dir_config is reset to the server defaults before map_to_storage,

@@ -1,4 +1,4 @@
-# Metrics (README "Metrics"): SetHandler clinic-metrics answers GET in the
+# Metrics (docs/operations.md "Metrics"): SetHandler clinic-metrics answers GET in the
 # Prometheus text format that promtool accepts, 405 otherwise; after a known
 # sequence of requests on both routes (successes, each kind of error,
 # replays) every counter equals what was sent, summed over the children of a
@@ -273,7 +273,7 @@ sub check_all {
     my @fam = $text =~ /^# TYPE (\S+) /mg;
     my %help = map { $_ => 1 } $text =~ /^# HELP (\S+) /mg;
     is(scalar(grep { !$help{$_} } @fam), 0, 'every family has # HELP and # TYPE');
-    ok(scalar(@fam) >= 12, 'the families listed in the README are all there');
+    ok(scalar(@fam) >= 12, 'the families listed in docs/operations.md are all there');
 }
 
 sub promtool_ok {

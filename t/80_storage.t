@@ -1,4 +1,4 @@
-# No file system work for the clinic routes (issue 13, point 3; README "No
+# No file system work for the clinic routes (issue 13, point 3; docs/operations.md "No
 # file system work"): a route whose <Location> gives it a clinic handler skips
 # httpd's mapping to DocumentRoot, so a broken .htaccess on its path (with
 # AllowOverride All) does not touch it, <Directory> sections are not merged

@@ -1,4 +1,4 @@
-# The schema's upgrade path (docs/API.md §6, README: Upgrading the
+# The schema's upgrade path (docs/API.md §6, docs/operations.md: Upgrading the
 # schema): version 1 (sql/upgrade/<db>-1.sql) brought up by every later step
 # equals a fresh sql/schema-<db>.sql (tables, columns, types, defaults,
 # indexes, constraints, domain, version); the rows survive; a step applied
